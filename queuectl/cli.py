@@ -1,0 +1,350 @@
+"""The command line: parse, call the store (or the engine), render.
+
+`main` is the one place where errors become exit codes: a QueuectlError or a usage error is one
+line on stderr (exit 2 for bad input, 1 for an operational failure), never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import asyncclick as click
+
+from queuectl import __version__, render
+from queuectl.errors import BadInput, QueuectlError
+from queuectl.models import JobSpec, JobState, parse_duration, parse_job_json, parse_time
+from queuectl.settings import CONFIG_KEYS, config_key, parse_config_value, resolve_home
+from queuectl.store import Store, open_store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _remember_home(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta["queuectl.home"] = value
+
+
+def home_option(func: F) -> F:
+    """--home is accepted on the group and on every command."""
+    return click.option(
+        "--home", metavar="DIR", expose_value=False, callback=_remember_home, is_eager=True,
+        help="Queue directory (default: $QUEUECTL_HOME, else $XDG_DATA_HOME/queuectl).",
+    )(func)
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON only.")(func)
+
+
+@asynccontextmanager
+async def queue_store(durable: bool = True) -> AsyncIterator[Store]:
+    home = resolve_home(click.get_current_context().meta.get("queuectl.home"))
+    store = await open_store(home, durable=durable)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="queuectl")
+@home_option
+async def cli() -> None:
+    """queuectl: a durable background job queue for shell commands."""
+
+
+# --- enqueue ----------------------------------------------------------------------------------
+
+@cli.command(context_settings={"ignore_unknown_options": False})
+@click.argument("args", nargs=-1)
+@click.option("--file", "path", metavar="PATH", help="JSON lines file of jobs ('-' for stdin).")
+@click.option("--id", "job_id", help="Job id (default: generated).")
+@click.option("--max-retries", type=int, help="Retries after the first attempt.")
+@click.option("--priority", type=int, help="Higher runs first (default 0).")
+@click.option("--timeout", metavar="DURATION", help="Kill the job after this long (30s, 5m).")
+@click.option("--run-at", metavar="ISO", help="Do not start before this time (with timezone).")
+@click.option("--delay", metavar="DURATION", help="Do not start before now + DURATION.")
+@home_option
+async def enqueue(args: tuple[str, ...], path: str | None, job_id: str | None,
+                  max_retries: int | None, priority: int | None, timeout: str | None,
+                  run_at: str | None, delay: str | None) -> None:
+    """Add a job: a JSON object, `-- COMMAND...`, or --file of JSON lines.
+
+    \b
+      queuectl enqueue '{"id":"job1","command":"sleep 2","max_retries":3}'
+      queuectl enqueue --priority 5 --delay 10m -- ./backup.sh /data
+      queuectl enqueue --file jobs.jsonl
+    """
+    shorthand = {"--id": job_id, "--max-retries": max_retries, "--priority": priority,
+                 "--timeout": timeout, "--run-at": run_at, "--delay": delay}
+    given = [name for name, value in shorthand.items() if value is not None]
+    cwd = os.getcwd()
+    if path is not None:
+        if args or given:
+            raise BadInput("--file takes no command and no job options; put them in the file")
+        await _enqueue_file(path, cwd)
+        return
+    if not args:
+        raise BadInput("nothing to enqueue; give a JSON job, `-- COMMAND...` or --file PATH")
+    if len(args) == 1 and args[0].lstrip().startswith("{") and not given:
+        spec = parse_job_json(args[0], cwd)
+    else:
+        spec = _shorthand_spec(" ".join(args), cwd, job_id, max_retries, priority, timeout,
+                               run_at, delay)
+    async with queue_store() as store:
+        [new_id] = await store.enqueue([spec], time.time())
+    click.echo(new_id)
+
+
+def _shorthand_spec(command: str, cwd: str, job_id: str | None, max_retries: int | None,
+                    priority: int | None, timeout: str | None, run_at: str | None,
+                    delay: str | None) -> JobSpec:
+    from queuectl.models import spec_from_dict
+
+    if run_at is not None and delay is not None:
+        raise BadInput("give --run-at or --delay, not both")
+    data: dict[str, Any] = {"command": command, "id": job_id, "max_retries": max_retries,
+                            "priority": priority or 0}
+    if timeout is not None:
+        data["timeout"] = parse_duration(timeout)
+    spec = spec_from_dict(data, cwd)
+    when = parse_time(run_at) if run_at else (time.time() + parse_duration(delay)
+                                               if delay else None)
+    return JobSpec(**{**_fields(spec), "run_at": when})
+
+
+def _fields(spec: JobSpec) -> dict[str, Any]:
+    return {name: getattr(spec, name) for name in JobSpec.__slots__}
+
+
+async def _enqueue_file(path: str, cwd: str) -> None:
+    lines = _read_lines(path)
+    specs: list[JobSpec] = []
+    line_of: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            spec = parse_job_json(line, cwd)
+        except BadInput as exc:
+            raise BadInput(f"{path} line {number}: {exc}") from None
+        if spec.id is not None:
+            if spec.id in line_of:
+                raise BadInput(f"{path} line {number}: job id {spec.id!r} already appears on "
+                               f"line {line_of[spec.id]}")
+            line_of[spec.id] = number
+        specs.append(spec)
+    if not specs:
+        raise BadInput(f"{path} holds no jobs; write one JSON object per line")
+    from queuectl.store.sqlite import DuplicateJobId
+
+    async with queue_store() as store:
+        try:
+            with _progress(len(specs)) as advance:
+                await store.enqueue(specs, time.time(), progress=advance)
+        except DuplicateJobId as exc:
+            raise BadInput(f"{path} line {line_of.get(exc.job_id, '?')}: {exc}") from None
+    click.echo(f"enqueued {len(specs)} jobs")
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        if path == "-":
+            return sys.stdin.read().splitlines()
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().splitlines()
+    except OSError as exc:
+        raise BadInput(f"cannot read {path!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{path!r} is not UTF-8 text; write one JSON object per line") from None
+
+
+class _progress:
+    """A rich progress bar on a terminal; nothing when output goes to a file or pipe."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[int], None] | None:
+        if not sys.stdout.isatty() or self.total < 10_000:
+            return None
+        from rich.progress import Progress
+
+        self.bar = Progress(transient=True)
+        self.bar.start()
+        task = self.bar.add_task("enqueueing", total=self.total)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# --- inspecting -------------------------------------------------------------------------------
+
+@cli.command()
+@json_option
+@home_option
+async def status(as_json: bool) -> None:
+    """Jobs per state, and the engine."""
+    async with queue_store() as store:
+        counts = await store.counts()
+    engine: dict[str, Any] = {"running": False}
+    if as_json:
+        render.print_json({"counts": {s.value: n for s, n in counts.items()}, "engine": engine})
+        return
+    render.counts_table(counts, [("engine", "not running")])
+
+
+@cli.command(name="list")
+@click.option("--state", help="Only jobs in this state.")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@json_option
+@home_option
+async def list_(state: str | None, limit: int, as_json: bool) -> None:
+    """Jobs, newest first."""
+    wanted = JobState.parse(state) if state else None
+    async with queue_store() as store:
+        jobs = await store.list_jobs(wanted, limit)
+    if as_json:
+        render.print_json([render.job_dict(job) for job in jobs])
+    else:
+        render.jobs_table(jobs)
+
+
+@cli.command()
+@click.argument("job_id")
+@json_option
+@home_option
+async def show(job_id: str, as_json: bool) -> None:
+    """Every field of a job, and its attempts."""
+    async with queue_store() as store:
+        job = await store.get(job_id)
+        attempts = await store.attempts(job_id)
+    if as_json:
+        render.print_json({**render.job_dict(job),
+                           "history": [render.attempt_dict(a) for a in attempts]})
+    else:
+        render.job_detail(job, attempts)
+
+
+# --- the dead letter queue --------------------------------------------------------------------
+
+@cli.group()
+@home_option
+async def dlq() -> None:
+    """The dead letter queue: jobs whose retries are spent."""
+
+
+@dlq.command(name="list")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@json_option
+@home_option
+async def dlq_list(limit: int, as_json: bool) -> None:
+    """Dead jobs, newest first."""
+    async with queue_store() as store:
+        jobs = await store.list_jobs(JobState.DEAD, limit)
+    if as_json:
+        render.print_json([render.job_dict(job) for job in jobs])
+    else:
+        render.jobs_table(jobs, title="dead letter queue")
+
+
+@dlq.command(name="retry")
+@click.argument("job_ids", nargs=-1)
+@click.option("--all", "retry_all", is_flag=True, help="Retry every dead job.")
+@home_option
+async def dlq_retry(job_ids: tuple[str, ...], retry_all: bool) -> None:
+    """Send dead jobs back to pending, with attempts reset and history kept."""
+    if retry_all == bool(job_ids):
+        raise BadInput("give the ids of dead jobs to retry, or --all (not both)")
+    async with queue_store() as store:
+        retried = await store.retry_dead(None if retry_all else job_ids, time.time())
+    click.echo(f"retried {len(retried)} job{'s' if len(retried) != 1 else ''}")
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+@cli.group()
+@home_option
+async def config() -> None:
+    """Settings stored in the queue, seen by every process that uses it."""
+
+
+@config.command(name="set", context_settings={"ignore_unknown_options": True})
+@click.argument("key")
+@click.argument("value")
+@home_option
+async def config_set(key: str, value: str) -> None:
+    """Set KEY to VALUE (checked by type and range)."""
+    parsed = parse_config_value(key, value)
+    async with queue_store() as store:
+        await store.set_config(key, parsed)
+    click.echo(f"{key} = {render.format_value(parsed)}")
+
+
+@config.command(name="get")
+@click.argument("key")
+@json_option
+@home_option
+async def config_get(key: str, as_json: bool) -> None:
+    """Print the value of KEY."""
+    config_key(key)
+    async with queue_store() as store:
+        value = (await store.config())[key]
+    if as_json:
+        render.print_json({key: value})
+    else:
+        click.echo(render.format_value(value))
+
+
+@config.command(name="list")
+@json_option
+@home_option
+async def config_list(as_json: bool) -> None:
+    """Every key with its value and meaning."""
+    async with queue_store() as store:
+        values = await store.config()
+    if as_json:
+        render.print_json(values)
+    else:
+        render.config_table(values, {name: key.help for name, key in CONFIG_KEYS.items()})
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+def fail(message: str, code: int) -> None:
+    sys.stderr.write(f"queuectl: error: {message}\n")
+    sys.exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = asyncio.run(cli.main(args, prog_name="queuectl", standalone_mode=False))
+    except QueuectlError as exc:
+        fail(str(exc), exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else "see `queuectl --help`")
+        sys.exit(2)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "queuectl"
+        fail(f"{exc.format_message().rstrip('.')}; see `{where} --help`", 2)
+    except click.ClickException as exc:
+        fail(exc.format_message(), exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        fail("interrupted", 130)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)

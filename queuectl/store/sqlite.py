@@ -1,0 +1,327 @@
+"""The SQLite store: the embedded, zero set-up default.
+
+One file per queue in WAL mode. Writes run in BEGIN IMMEDIATE transactions (a deferred
+transaction that later writes fails at once with SQLITE_BUSY instead of waiting); every
+connection waits up to `BUSY_TIMEOUT_MS` for a lock. All SQL is in sqlite.sql.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import aiosqlite
+
+from queuectl.errors import BadInput, InvalidTransition, JobNotFound, StorageError
+from queuectl.models import Attempt, Job, JobSpec, JobState, Outcome, new_job_id
+from queuectl.settings import CONFIG_KEYS, DB_NAME, ensure_home
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+_CHUNK = 500  # ids per IN (...) lookup
+_INSERT_BATCH = 5000  # rows per executemany, so a bulk enqueue can report progress
+
+
+def _load_sql() -> dict[str, str]:
+    text = resources.files("queuectl.store").joinpath("sqlite.sql").read_text()
+    blocks = re.split(r"^-- name: (\w+)\n", text, flags=re.MULTILINE)
+    return {name: body.strip() for name, body in zip(blocks[1::2], blocks[2::2], strict=True)}
+
+
+SQL = _load_sql()
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _translated(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Turn sqlite3 errors into StorageError naming the database file and what to do."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            store = args[0]
+            assert isinstance(store, SqliteStore)
+            raise store.storage_error(exc) from exc
+
+    return wrapper
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"], command=row["command"], state=JobState(row["state"]),
+        priority=row["priority"], max_retries=row["max_retries"], timeout=row["timeout"],
+        cwd=row["cwd"], env=json.loads(row["env"]), attempts=row["attempts"], runs=row["runs"],
+        created_at=row["created_at"], updated_at=row["updated_at"], run_at=row["run_at"],
+        next_run_at=row["next_run_at"], last_error=row["last_error"],
+        exit_code=row["exit_code"], started_at=row["started_at"],
+        finished_at=row["finished_at"], lease_owner=row["lease_owner"],
+        lease_expires_at=row["lease_expires_at"], pid=row["pid"],
+    )
+
+
+def _attempt(row: sqlite3.Row) -> Attempt:
+    return Attempt(
+        job_id=row["job_id"], run=row["run"], engine=row["engine"],
+        started_at=row["started_at"], finished_at=row["finished_at"],
+        exit_code=row["exit_code"], error=row["error"], stdout=bytes(row["stdout"]),
+        stderr=bytes(row["stderr"]), stdout_truncated=bool(row["stdout_truncated"]),
+        stderr_truncated=bool(row["stderr_truncated"]),
+    )
+
+
+class DuplicateJobId(BadInput):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job id {job_id!r} already exists; choose another id or omit it")
+        self.job_id = job_id
+
+
+class SqliteStore:
+    exclusive = True
+
+    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
+        self.path = path
+        self._conn = conn
+
+    @classmethod
+    async def open(cls, home: Path, *, durable: bool = True) -> SqliteStore:
+        path = ensure_home(home) / DB_NAME
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open queue database {str(path)!r}: {exc}") from None
+        conn.row_factory = sqlite3.Row
+        store = cls(path, conn)
+        try:
+            await store._setup(durable)
+        except sqlite3.Error as exc:
+            await conn.close()
+            raise store.storage_error(exc) from None
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    def storage_error(self, exc: sqlite3.Error) -> StorageError:
+        text = str(exc)
+        if "not a database" in text or "malformed" in text:
+            hint = "the file is corrupt; restore it from a backup or use another --home"
+        elif "readonly" in text or "read-only" in text:
+            hint = "the file or its directory is read-only; fix its permissions"
+        elif "unable to open" in text:
+            hint = "check that the directory exists and is readable and writable"
+        elif "locked" in text or "busy" in text:
+            hint = "another process held the database too long; try again"
+        else:
+            hint = "see the message above"
+        return StorageError(f"queue database {str(self.path)!r}: {text} ({hint})")
+
+    async def _setup(self, durable: bool) -> None:
+        conn = self._conn
+        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+        async with conn.execute("PRAGMA journal_mode") as cur:
+            row = await cur.fetchone()
+        if row is None or row[0] != "wal":
+            await conn.execute("PRAGMA journal_mode = WAL")
+        version = await self._user_version()
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"queue database {str(self.path)!r} has schema {version}, newer than this "
+                f"queuectl understands ({SCHEMA_VERSION}); upgrade queuectl"
+            )
+        async with self._write():
+            version = await self._user_version()  # another process may have migrated meanwhile
+            if version < 1:
+                for statement in SQL["schema_v1"].split(";\n"):
+                    await conn.execute(statement)
+            await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    async def _user_version(self) -> int:
+        async with self._conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        await self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            await self._conn.execute("ROLLBACK")
+            raise
+        await self._conn.execute("COMMIT")
+
+    async def _rows(self, name: str, params: Sequence[Any] | dict[str, Any] = ()
+                    ) -> list[sqlite3.Row]:
+        async with self._conn.execute(SQL[name], params) as cur:
+            return list(await cur.fetchall())
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    # --- jobs as the CLI sees them -----------------------------------------------------------
+
+    @_translated
+    async def enqueue(self, specs: Sequence[JobSpec], now: float,
+                      progress: Callable[[int], None] | None = None) -> list[str]:
+        seen: set[str] = set()
+        for spec in specs:
+            if spec.id is not None:
+                if spec.id in seen:
+                    raise DuplicateJobId(spec.id)
+                seen.add(spec.id)
+        try:
+            async with self._write() as conn:
+                config = await self._config()
+                rows = [self._job_row(spec, config, now) for spec in specs]
+                for start in range(0, len(rows), _INSERT_BATCH):
+                    batch = rows[start:start + _INSERT_BATCH]
+                    await conn.executemany(SQL["insert_job"], batch)
+                    if progress:
+                        progress(len(batch))
+        except sqlite3.IntegrityError:
+            taken = await self._existing_ids(sorted(seen))
+            raise DuplicateJobId(taken[0] if taken else "?") from None
+        return [row[0] for row in rows]
+
+    @staticmethod
+    def _job_row(spec: JobSpec, config: dict[str, Any], now: float) -> tuple[Any, ...]:
+        timeout = spec.timeout if spec.timeout is not None else config["job-timeout"]
+        max_retries = spec.max_retries if spec.max_retries is not None else config["max-retries"]
+        run_at = spec.run_at if spec.run_at is not None else now
+        return (spec.id or new_job_id(), spec.command, spec.priority, max_retries, timeout,
+                spec.cwd, json.dumps(spec.env), now, now, run_at, run_at)
+
+    async def _existing_ids(self, ids: Sequence[str]) -> list[str]:
+        found: list[str] = []
+        for start in range(0, len(ids), _CHUNK):
+            chunk = json.dumps(list(ids[start:start + _CHUNK]))
+            found += [row[0] for row in await self._rows("existing_ids", (chunk,))]
+        return found
+
+    @_translated
+    async def get(self, job_id: str) -> Job:
+        rows = await self._rows("get_job", (job_id,))
+        if not rows:
+            raise JobNotFound(job_id)
+        return _job(rows[0])
+
+    @_translated
+    async def list_jobs(self, state: JobState | None, limit: int) -> list[Job]:
+        if state is None:
+            rows = await self._rows("list_jobs", (limit,))
+        else:
+            rows = await self._rows("list_jobs_in_state", (state.value, limit))
+        return [_job(row) for row in rows]
+
+    @_translated
+    async def counts(self) -> dict[JobState, int]:
+        counts = dict.fromkeys(JobState, 0)
+        for state, count in await self._rows("count_by_state"):
+            counts[JobState(state)] = count
+        return counts
+
+    @_translated
+    async def attempts(self, job_id: str) -> list[Attempt]:
+        await self.get(job_id)
+        return [_attempt(row) for row in await self._rows("list_attempts", (job_id,))]
+
+    @_translated
+    async def retry_dead(self, job_ids: Sequence[str] | None, now: float) -> list[str]:
+        async with self._write() as conn:
+            if job_ids is None:
+                return [row[0] for row in await self._rows("retry_all_dead", {"now": now})]
+            for job_id in job_ids:
+                cur = await conn.execute(SQL["retry_dead"], {"id": job_id, "now": now})
+                if cur.rowcount == 0:
+                    job = await self.get(job_id)  # raises JobNotFound
+                    raise BadInput(
+                        f"job {job_id!r} is {job.state.value}, not dead; only dead jobs can be "
+                        "retried (see `queuectl dlq list`)"
+                    )
+        return list(job_ids)
+
+    # --- configuration -----------------------------------------------------------------------
+
+    async def _config(self) -> dict[str, Any]:
+        values = {name: key.default for name, key in CONFIG_KEYS.items()}
+        for name, value in await self._rows("get_config"):
+            if name in values:
+                values[name] = json.loads(value)
+        return values
+
+    @_translated
+    async def config(self) -> dict[str, Any]:
+        return await self._config()
+
+    @_translated
+    async def set_config(self, name: str, value: Any) -> None:
+        async with self._write() as conn:
+            await conn.execute(SQL["set_config"], (name, json.dumps(value)))
+
+    # --- the engine's side -------------------------------------------------------------------
+
+    @_translated
+    async def claim(self, owner: str, limit: int, now: float, lease: float) -> list[Job]:
+        params = {"owner": owner, "until": now + lease, "now": now, "limit": limit}
+        async with self._write() as conn:
+            jobs = [_job(row) for row in await self._rows("claim", params)]
+            await conn.executemany(
+                SQL["insert_attempt"], [(job.id, job.runs, owner, now) for job in jobs]
+            )
+        jobs.sort(key=lambda job: (-job.priority, job.next_run_at, job.id))
+        return jobs
+
+    @_translated
+    async def set_pid(self, job: Job, pid: int) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                SQL["set_pid"], {"pid": pid, "id": job.id, "owner": job.lease_owner,
+                                 "run": job.runs},
+            )
+
+    @_translated
+    async def renew_leases(self, owner: str, until: float) -> None:
+        async with self._write() as conn:
+            await conn.execute(SQL["renew_leases"], {"owner": owner, "until": until})
+
+    @_translated
+    async def finish(self, job: Job, outcome: Outcome, now: float, retry_at: float) -> JobState:
+        params = {
+            "id": job.id, "owner": job.lease_owner, "run": job.runs, "now": now,
+            "kind": outcome.kind.value, "exit_code": outcome.exit_code, "error": outcome.error,
+            "retry_at": retry_at, "stdout": outcome.stdout, "stderr": outcome.stderr,
+            "stdout_truncated": outcome.stdout_truncated,
+            "stderr_truncated": outcome.stderr_truncated,
+        }
+        async with self._write() as conn:
+            rows = await self._rows("finish_job", params)
+            if not rows:
+                raise InvalidTransition(
+                    f"job {job.id!r} run {job.runs} is no longer held by {job.lease_owner}"
+                )
+            await conn.execute(SQL["finish_attempt"], params)
+        return JobState(rows[0][0])
+
+    @_translated
+    async def orphans(self, owner: str, now: float) -> list[Job]:
+        name = "orphans_all" if self.exclusive else "orphans_expired"
+        return [_job(row) for row in await self._rows(name, {"owner": owner, "now": now})]
+
+    @_translated
+    async def next_due(self) -> float | None:
+        rows = await self._rows("next_due")
+        return rows[0][0] if rows else None

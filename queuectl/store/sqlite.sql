@@ -1,0 +1,154 @@
+-- Every SQL statement of the SQLite store, as named blocks loaded by store/sqlite.py.
+-- Times are POSIX timestamps (REAL seconds). State changes are guarded by the state they leave
+-- and the lease that owns the job, so a change that no longer applies updates no row.
+
+-- name: schema_v1
+CREATE TABLE IF NOT EXISTS jobs (
+    id               TEXT PRIMARY KEY,
+    command          TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    priority         INTEGER NOT NULL DEFAULT 0,
+    max_retries      INTEGER NOT NULL,
+    timeout          REAL,
+    cwd              TEXT NOT NULL,
+    env              TEXT NOT NULL DEFAULT '{}',
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    runs             INTEGER NOT NULL DEFAULT 0,
+    created_at       REAL NOT NULL,
+    updated_at       REAL NOT NULL,
+    run_at           REAL NOT NULL,
+    next_run_at      REAL NOT NULL,
+    last_error       TEXT,
+    exit_code        INTEGER,
+    started_at       REAL,
+    finished_at      REAL,
+    lease_owner      TEXT,
+    lease_expires_at REAL,
+    pid              INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_runnable ON jobs (priority DESC, next_run_at, id)
+    WHERE state IN ('pending', 'failed');
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (next_run_at)
+    WHERE state IN ('pending', 'failed');
+CREATE INDEX IF NOT EXISTS jobs_leased ON jobs (lease_expires_at)
+    WHERE state = 'processing';
+CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs (state, created_at);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
+CREATE TABLE IF NOT EXISTS attempts (
+    job_id           TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    run              INTEGER NOT NULL,
+    engine           TEXT,
+    started_at       REAL NOT NULL,
+    finished_at      REAL,
+    exit_code        INTEGER,
+    error            TEXT,
+    stdout           BLOB NOT NULL DEFAULT x'',
+    stderr           BLOB NOT NULL DEFAULT x'',
+    stdout_truncated INTEGER NOT NULL DEFAULT 0,
+    stderr_truncated INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, run)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS config (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID
+
+-- name: insert_job
+INSERT INTO jobs (id, command, state, priority, max_retries, timeout, cwd, env,
+                  created_at, updated_at, run_at, next_run_at)
+VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+-- name: get_job
+SELECT * FROM jobs WHERE id = ?
+
+-- name: list_jobs
+SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?
+
+-- name: list_jobs_in_state
+SELECT * FROM jobs WHERE state = ? ORDER BY created_at DESC, rowid DESC LIMIT ?
+
+-- name: count_by_state
+SELECT state, count(*) FROM jobs GROUP BY state
+
+-- name: existing_ids
+SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?))
+
+-- name: list_attempts
+SELECT * FROM attempts WHERE job_id = ? ORDER BY run
+
+-- name: retry_dead
+UPDATE jobs
+   SET state = 'pending', attempts = 0, next_run_at = :now, updated_at = :now,
+       last_error = NULL, exit_code = NULL
+ WHERE id = :id AND state = 'dead'
+
+-- name: retry_all_dead
+UPDATE jobs
+   SET state = 'pending', attempts = 0, next_run_at = :now, updated_at = :now,
+       last_error = NULL, exit_code = NULL
+ WHERE state = 'dead'
+RETURNING id
+
+-- name: get_config
+SELECT key, value FROM config
+
+-- name: set_config
+INSERT INTO config (key, value) VALUES (?, ?)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value
+
+-- name: claim
+UPDATE jobs
+   SET state = 'processing', attempts = attempts + 1, runs = runs + 1,
+       lease_owner = :owner, lease_expires_at = :until, started_at = :now,
+       finished_at = NULL, updated_at = :now, pid = NULL
+ WHERE id IN (SELECT id FROM jobs
+               WHERE state IN ('pending', 'failed') AND next_run_at <= :now
+               ORDER BY priority DESC, next_run_at, id
+               LIMIT :limit)
+RETURNING *
+
+-- name: insert_attempt
+INSERT INTO attempts (job_id, run, engine, started_at) VALUES (?, ?, ?, ?)
+
+-- name: set_pid
+UPDATE jobs SET pid = :pid
+ WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND runs = :run
+
+-- name: renew_leases
+UPDATE jobs SET lease_expires_at = :until
+ WHERE state = 'processing' AND lease_owner = :owner
+
+-- name: finish_job
+UPDATE jobs
+   SET state = CASE
+           WHEN :kind = 'success' THEN 'completed'
+           WHEN :kind = 'interrupted' THEN 'pending'
+           WHEN :kind = 'canceled' THEN 'canceled'
+           WHEN attempts > max_retries THEN 'dead'
+           ELSE 'failed' END,
+       next_run_at = CASE
+           WHEN :kind = 'interrupted' THEN :now
+           WHEN :kind = 'failure' AND attempts <= max_retries THEN :retry_at
+           ELSE next_run_at END,
+       attempts = CASE WHEN :kind = 'interrupted' THEN attempts - 1 ELSE attempts END,
+       exit_code = :exit_code, last_error = :error, finished_at = :now, updated_at = :now,
+       lease_owner = NULL, lease_expires_at = NULL, pid = NULL
+ WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND runs = :run
+RETURNING state
+
+-- name: finish_attempt
+UPDATE attempts
+   SET finished_at = :now, exit_code = :exit_code, error = :error,
+       stdout = :stdout, stderr = :stderr,
+       stdout_truncated = :stdout_truncated, stderr_truncated = :stderr_truncated
+ WHERE job_id = :id AND run = :run
+
+-- name: orphans_all
+SELECT * FROM jobs WHERE state = 'processing' AND lease_owner IS NOT :owner
+
+-- name: orphans_expired
+SELECT * FROM jobs
+ WHERE state = 'processing' AND lease_expires_at < :now AND lease_owner IS NOT :owner
+
+-- name: next_due
+SELECT min(next_run_at) FROM jobs WHERE state IN ('pending', 'failed')
