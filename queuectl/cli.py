@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncclick as click
@@ -42,10 +43,13 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON only.")(func)
 
 
+def _home() -> Path:
+    return resolve_home(click.get_current_context().meta.get("queuectl.home"))
+
+
 @asynccontextmanager
 async def queue_store(durable: bool = True) -> AsyncIterator[Store]:
-    home = resolve_home(click.get_current_context().meta.get("queuectl.home"))
-    store = await open_store(home, durable=durable)
+    store = await open_store(_home(), durable=durable)
     try:
         yield store
     finally:
@@ -194,13 +198,17 @@ class _progress:
 @home_option
 async def status(as_json: bool) -> None:
     """Jobs per state, and the engine."""
+    from queuectl.lock import holder
+    from queuectl.settings import LOCK_NAME
+
     async with queue_store() as store:
         counts = await store.counts()
-    engine: dict[str, Any] = {"running": False}
+    pid = holder(_home() / LOCK_NAME)
+    engine: dict[str, Any] = {"running": pid is not None, "pid": pid}
     if as_json:
         render.print_json({"counts": {s.value: n for s, n in counts.items()}, "engine": engine})
         return
-    render.counts_table(counts, [("engine", "not running")])
+    render.counts_table(counts, [("engine", f"running (pid {pid})" if pid else "not running")])
 
 
 @cli.command(name="list")
@@ -318,6 +326,61 @@ async def config_list(as_json: bool) -> None:
         render.config_table(values, {name: key.help for name, key in CONFIG_KEYS.items()})
 
 
+# --- the engine -------------------------------------------------------------------------------
+
+@cli.group()
+@home_option
+async def worker() -> None:
+    """Run the engine that executes jobs."""
+
+
+@worker.command(name="start")
+@click.option("-c", "--concurrency", "--count", "concurrency", type=click.IntRange(1, 1024),
+              help="Jobs run at once (default: config key concurrency).")
+@click.option("--until-empty", is_flag=True,
+              help="Exit when nothing is running, runnable, or waiting for a retry.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only failures.")
+@click.option("--loop", type=click.Choice(["asyncio", "uvloop"]), default="asyncio",
+              show_default=True, help="Event loop implementation.")
+@home_option
+async def worker_start(concurrency: int | None, until_empty: bool, quiet: bool, loop: str
+                       ) -> Callable[[], int]:
+    """Start the engine in the foreground (Ctrl-C: finish running jobs; twice: kill them)."""
+    from queuectl.worker import WorkerOptions, run_worker
+
+    options = WorkerOptions(_home(), concurrency, until_empty, quiet, loop)
+    # The engine needs its own event loop (uvloop or asyncio), so it runs after the CLI's
+    # loop has closed: main() calls what this returns.
+    return lambda: run_worker(options)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--attempt", type=click.IntRange(1), help="Which run (default: the latest).")
+@home_option
+async def logs(job_id: str, attempt: int | None) -> None:
+    """Print a job's captured stdout and stderr."""
+    async with queue_store() as store:
+        attempts = await store.attempts(job_id)
+    if not attempts:
+        raise BadInput(f"job {job_id!r} has not run yet; see `queuectl show {job_id}`")
+    if attempt is None:
+        chosen = attempts[-1]
+    else:
+        found = [a for a in attempts if a.run == attempt]
+        if not found:
+            raise BadInput(f"job {job_id!r} has no attempt {attempt}; it has run "
+                           f"{len(attempts)} time{'s' if len(attempts) != 1 else ''}")
+        chosen = found[0]
+    for data, truncated, stream in ((chosen.stdout, chosen.stdout_truncated, sys.stdout),
+                                    (chosen.stderr, chosen.stderr_truncated, sys.stderr)):
+        stream.flush()
+        if truncated:
+            stream.buffer.write(b"[... earlier output truncated ...]\n")
+        stream.buffer.write(data)
+        stream.flush()
+
+
 # --- entry point ------------------------------------------------------------------------------
 
 def fail(message: str, code: int) -> None:
@@ -329,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         code = asyncio.run(cli.main(args, prog_name="queuectl", standalone_mode=False))
+        if callable(code):  # a command that must run outside the CLI's event loop
+            code = code()
     except QueuectlError as exc:
         fail(str(exc), exc.exit_code)
     except click.exceptions.NoArgsIsHelpError as exc:

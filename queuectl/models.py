@@ -18,7 +18,7 @@ from typing import Any
 from queuectl.errors import BadInput
 
 
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     PENDING = "pending"
     PROCESSING = "processing"
     COMPLETED = "completed"
@@ -107,7 +107,7 @@ class Attempt:
         return None if self.finished_at is None else self.finished_at - self.started_at
 
 
-class OutcomeKind(str, enum.Enum):
+class OutcomeKind(enum.StrEnum):
     """How an attempt ended; the store maps it (and the retry budget) to the job's next state."""
 
     SUCCESS = "success"

@@ -10,7 +10,7 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from queuectl.models import Attempt, Job, JobState
@@ -31,7 +31,7 @@ STATE_STYLE = {
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
 def local_time(ts: float | None) -> str:
@@ -112,10 +112,12 @@ def print_json(value: Any) -> None:
 def console() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    # Piped output is not cut to a guessed 80 columns: it goes to files and other programs.
+    width = None if sys.stdout.isatty() else 160
+    return Console(highlight=False, soft_wrap=False, width=width)
 
 
-def _short(text: str, width: int = 60) -> str:
+def shorten(text: str, width: int = 60) -> str:
     line = " ".join(text.split())
     return line if len(line) <= width else line[: width - 1] + "…"
 
@@ -139,7 +141,7 @@ def jobs_table(jobs: Sequence[Job], title: str | None = None) -> None:
         rows.append((
             job.id, job.state.value, str(job.priority), f"{job.attempts}/{job.max_retries + 1}",
             local_time(job.created_at), relative(job.next_run_at, now) if waiting else "-",
-            _short(job.command), _short(job.last_error or "", 40),
+            shorten(job.command), shorten(job.last_error or "", 40),
         ))
     table = Table(title=title, title_justify="left", box=None, header_style="bold")
     headers = ("ID", "STATE", "PRI", "TRIES", "CREATED", "NEXT RUN", "COMMAND", "LAST ERROR")

@@ -58,8 +58,12 @@ class Store(Protocol):
         """Jobs in processing whose engine is gone (lease expired, or any other owner if
         exclusive)."""
 
-    async def next_due(self) -> float | None:
-        """When the earliest waiting job becomes runnable."""
+    async def next_due(self, retries_only: bool = False) -> float | None:
+        """When the earliest waiting job (or only retry, of a failed job) becomes runnable."""
+
+    async def change_marker(self) -> int:
+        """A value that differs once another process has changed the queue; the idle engine
+        polls it to notice jobs enqueued by others."""
 
 
 async def open_store(home: Path, *, durable: bool = True) -> Store:

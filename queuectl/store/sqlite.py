@@ -7,6 +7,7 @@ connection waits up to `BUSY_TIMEOUT_MS` for a lock. All SQL is in sqlite.sql.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import re
@@ -91,6 +92,7 @@ class SqliteStore:
     def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
         self.path = path
         self._conn = conn
+        self._write_lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, home: Path, *, durable: bool = True) -> SqliteStore:
@@ -122,7 +124,7 @@ class SqliteStore:
         elif "locked" in text or "busy" in text:
             hint = "another process held the database too long; try again"
         else:
-            hint = "see the message above"
+            return StorageError(f"queue database {str(self.path)!r}: {text}")
         return StorageError(f"queue database {str(self.path)!r}: {text} ({hint})")
 
     async def _setup(self, durable: bool) -> None:
@@ -134,7 +136,7 @@ class SqliteStore:
             row = await cur.fetchone()
         if row is None or row[0] != "wal":
             await conn.execute("PRAGMA journal_mode = WAL")
-        version = await self._user_version()
+        version = await self._pragma("user_version")
         if version == SCHEMA_VERSION:
             return
         if version > SCHEMA_VERSION:
@@ -143,26 +145,29 @@ class SqliteStore:
                 f"queuectl understands ({SCHEMA_VERSION}); upgrade queuectl"
             )
         async with self._write():
-            version = await self._user_version()  # another process may have migrated meanwhile
+            # another process may have migrated meanwhile
+            version = await self._pragma("user_version")
             if version < 1:
                 for statement in SQL["schema_v1"].split(";\n"):
                     await conn.execute(statement)
             await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    async def _user_version(self) -> int:
-        async with self._conn.execute("PRAGMA user_version") as cur:
+    async def _pragma(self, name: str) -> int:
+        async with self._conn.execute(f"PRAGMA {name}") as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        await self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            await self._conn.execute("ROLLBACK")
-            raise
-        await self._conn.execute("COMMIT")
+        """One write transaction at a time: the engine's coroutines share this connection."""
+        async with self._write_lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
 
     async def _rows(self, name: str, params: Sequence[Any] | dict[str, Any] = ()
                     ) -> list[sqlite3.Row]:
@@ -322,6 +327,11 @@ class SqliteStore:
         return [_job(row) for row in await self._rows(name, {"owner": owner, "now": now})]
 
     @_translated
-    async def next_due(self) -> float | None:
-        rows = await self._rows("next_due")
+    async def next_due(self, retries_only: bool = False) -> float | None:
+        rows = await self._rows("next_retry" if retries_only else "next_due")
         return rows[0][0] if rows else None
+
+    @_translated
+    async def change_marker(self) -> int:
+        """PRAGMA data_version: it moves when another connection commits."""
+        return await self._pragma("data_version")

@@ -152,3 +152,6 @@ SELECT * FROM jobs
 
 -- name: next_due
 SELECT min(next_run_at) FROM jobs WHERE state IN ('pending', 'failed')
+
+-- name: next_retry
+SELECT min(next_run_at) FROM jobs WHERE state = 'failed'

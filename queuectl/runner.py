@@ -1,0 +1,282 @@
+"""Run one shell command for the engine: its own process group, bounded output, timeout, kill.
+
+Every way out of JobProcess.wait() leaves no process of the job's group running (anyio's rule:
+signal the group, reap under a shield, only then return), because a survivor would go on using
+the machine after the queue has recorded the job as over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import stat
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from queuectl.errors import QueuectlError
+
+logger = logging.getLogger(__name__)
+
+OutputCallback = Callable[[str, bytes], None]
+
+_STREAMS = {1: "stdout", 2: "stderr"}
+_POLL = 0.02  # how often to look whether a signalled group has emptied
+_DRAIN = 0.5  # how long to wait for EOF once the group is gone (another session may hold a pipe)
+_HINT_CHARS = 200
+_EXIT_HINTS = {126: ": permission denied or not executable", 127: ": command not found"}
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    exit_code: int | None  # None if the shell died by a signal
+    error: str | None  # None exactly when the job succeeded
+    stdout: bytes
+    stderr: bytes
+    stdout_truncated: bool
+    stderr_truncated: bool
+    timed_out: bool
+    killed_by: str | None
+    duration: float
+
+
+class SpawnError(QueuectlError):
+    """The command could not be started; the message is the reason, fit to show the user."""
+
+
+class Tail:
+    """The last `limit` bytes of a stream in O(limit) memory, however much the stream writes."""
+
+    __slots__ = ("_buf", "limit", "total")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 0:
+            raise ValueError(f"output limit must be >= 0, not {limit}")
+        self.limit = limit
+        self.total = 0
+        self._buf = bytearray()
+
+    def append(self, data: bytes) -> None:
+        self.total += len(data)
+        if len(data) >= self.limit:
+            self._buf[:] = memoryview(data)[len(data) - self.limit :]
+            return
+        self._buf += data
+        if len(self._buf) > 2 * self.limit:  # trim in batches: each byte is moved O(1) times
+            del self._buf[: -self.limit]
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > self.limit
+
+    def value(self) -> bytes:
+        return bytes(self._buf[-self.limit :]) if self.limit else b""
+
+
+class _Capture(asyncio.SubprocessProtocol):
+    """Takes each chunk as the loop reads it, so no stream buffer grows beyond the tails."""
+
+    def __init__(self, limit: int, on_output: OutputCallback | None) -> None:
+        self.tails = {1: Tail(limit), 2: Tail(limit)}
+        self.on_output = on_output
+        self.open_pipes = {1, 2}
+        self.exited = asyncio.Event()
+        self.drained = asyncio.Event()
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self.tails[fd].append(data)
+        if self.on_output is not None:
+            try:
+                self.on_output(_STREAMS[fd], data)
+            except Exception:  # a broken follower must not stop the capture or the job
+                logger.exception("output callback failed; no more live output for this job")
+                self.on_output = None
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        self.open_pipes.discard(fd)
+        if not self.open_pipes:
+            self.drained.set()
+
+    def process_exited(self) -> None:
+        self.exited.set()
+
+
+class JobProcess:
+    """One running shell command, the leader of its own session and process group."""
+
+    def __init__(self, transport: asyncio.SubprocessTransport, capture: _Capture) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._transport = transport
+        self._capture = capture
+        self.pid: int = transport.get_pid()
+        self._started = time.monotonic()
+        self._grace: float | None = None
+        self._timeout: float | None = None
+        self._timed_out = False
+        self._killed_by: str | None = None
+        self._term_sent = False
+        self._kill_timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    async def spawn(cls, command: str, *, cwd: str, env: dict[str, str], output_limit: int,
+                    on_output: OutputCallback | None = None) -> JobProcess:
+        problem = _cwd_problem(cwd)
+        if problem is not None:
+            raise SpawnError(problem)
+        capture = _Capture(output_limit, on_output)
+        try:
+            transport, _ = await asyncio.get_running_loop().subprocess_shell(
+                lambda: capture, command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            )
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise SpawnError(_cwd_problem(cwd) or f"could not start the command: {reason}") from exc
+        return cls(transport, capture)
+
+    def kill(self, reason: str, grace: float | None = None) -> None:
+        """Stop the job from outside; wait() then reports `reason` as its error."""
+        if self._killed_by is not None or self._timed_out or self._capture.exited.is_set():
+            return
+        self._killed_by = reason
+        if grace is not None:
+            self._grace = grace
+        self._terminate()
+
+    async def wait(self, timeout: float | None, kill_grace: float) -> RunResult:
+        if self._grace is None:
+            self._grace = kill_grace
+        self._timeout = timeout
+        try:
+            if self._term_sent:
+                self._terminate()  # kill() came before the grace was known: arm the SIGKILL now
+            try:
+                await asyncio.wait_for(self._capture.exited.wait(), timeout)
+            except TimeoutError:
+                if not self._capture.exited.is_set():
+                    self._timed_out = True
+                    self._terminate()
+            await self._settle()
+        except asyncio.CancelledError:
+            self._terminate()
+            settle = asyncio.ensure_future(self._settle())
+            while not settle.done():  # the cleanup is bounded by the grace; let nothing cut it
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(settle)
+            raise
+        return self._result()
+
+    def _terminate(self) -> None:
+        """SIGTERM the group once, and arm one SIGKILL for after the grace."""
+        if not self._term_sent:
+            self._term_sent = self._signal(signal.SIGTERM)
+        if self._term_sent and self._kill_timer is None and self._grace is not None:
+            self._kill_timer = self._loop.call_later(self._grace, self._signal, signal.SIGKILL)
+
+    def _signal(self, sig: int) -> bool:
+        """Signal the whole group; False when there is nobody left to signal."""
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # e.g. everything left runs under another uid (sudo)
+            logger.warning("cannot signal process group %d: permission denied", self.pid)
+            return False
+        return True
+
+    def _group_alive(self) -> bool:
+        """Zombies do not count: orphans wait for init to reap them, which can take seconds."""
+        if not self._signal(0):
+            return False
+        try:
+            entries = os.listdir("/proc")
+        except FileNotFoundError:  # no procfs: the kernel's answer will have to do
+            return True
+        for entry in entries:
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as file:
+                    text = file.read()
+            except OSError:  # it exited while we looked
+                continue
+            state, _ppid, pgrp = text[text.rindex(b")") + 2 :].split(maxsplit=3)[:3]
+            if int(pgrp) == self.pid and state != b"Z":
+                return True
+        return False
+
+    async def _settle(self) -> None:
+        """Once the shell is gone: end the rest of its group, collect the output, close pipes."""
+        await self._capture.exited.wait()
+        self._terminate()  # stragglers: background children the shell left behind
+        if self._kill_timer is not None:
+            deadline = self._kill_timer.when() + _DRAIN
+            while self._group_alive() and self._loop.time() < deadline:
+                await asyncio.sleep(_POLL)
+            self._kill_timer.cancel()  # the group is gone; its id may be reused
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._capture.drained.wait(), _DRAIN)
+        self._transport.close()
+
+    def _result(self) -> RunResult:
+        code = self._transport.get_returncode()
+        assert code is not None, "wait() settles only after the shell has exited"
+        out, err = self._capture.tails[1], self._capture.tails[2]
+        if self._killed_by is not None:
+            error: str | None = self._killed_by
+        elif self._timed_out:
+            error = f"timed out after {self._timeout:g}s; process group killed"
+        else:
+            error = _describe_exit(code, err.value())
+        return RunResult(
+            exit_code=code if code >= 0 else None,
+            error=error,
+            stdout=out.value(),
+            stderr=err.value(),
+            stdout_truncated=out.truncated,
+            stderr_truncated=err.truncated,
+            timed_out=self._timed_out,
+            killed_by=self._killed_by,
+            duration=time.monotonic() - self._started,
+        )
+
+
+def _cwd_problem(cwd: str) -> str | None:
+    try:
+        mode = os.stat(cwd).st_mode
+    except FileNotFoundError:
+        return f"working directory '{cwd}' does not exist"
+    except OSError as exc:
+        return f"working directory '{cwd}' is not accessible ({exc.strerror})"
+    if not stat.S_ISDIR(mode):
+        return f"working directory '{cwd}' is not a directory"
+    if not os.access(cwd, os.X_OK):
+        return f"working directory '{cwd}' is not accessible (permission denied)"
+    return None
+
+
+def _describe_exit(code: int, stderr: bytes) -> str | None:
+    if code == 0:
+        return None
+    if code < 0:
+        try:
+            text = f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            text = f"killed by signal {-code}"
+    else:
+        text = f"exit code {code}{_EXIT_HINTS.get(code, '')}"
+    line = _last_line(stderr)
+    return f"{text} (stderr: {line})" if line else text
+
+
+def _last_line(data: bytes) -> str:
+    """The last non-empty line, which is where a failing command usually says why."""
+    for line in reversed(data[-4096:].decode(errors="replace").splitlines()):
+        line = line.strip()
+        if line:
+            return line if len(line) <= _HINT_CHARS else line[: _HINT_CHARS - 1] + "…"
+    return ""
