@@ -20,7 +20,15 @@ import asyncclick as click
 from queuectl import __version__, render
 from queuectl.errors import BadInput, QueuectlError
 from queuectl.models import JobSpec, JobState, parse_duration, parse_job_json, parse_time
-from queuectl.settings import CONFIG_KEYS, config_key, parse_config_value, resolve_home
+from queuectl.settings import (
+    CONFIG_KEYS,
+    LOCK_NAME,
+    LOG_NAME,
+    SOCKET_NAME,
+    config_key,
+    parse_config_value,
+    resolve_home,
+)
 from queuectl.store import Store, open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,6 +53,10 @@ def json_option(func: F) -> F:
 
 def _home() -> Path:
     return resolve_home(click.get_current_context().meta.get("queuectl.home"))
+
+
+def _path(name: str) -> Path:
+    return _home() / name
 
 
 @asynccontextmanager
@@ -104,6 +116,13 @@ async def enqueue(args: tuple[str, ...], path: str | None, job_id: str | None,
     async with queue_store() as store:
         [new_id] = await store.enqueue([spec], time.time())
     click.echo(new_id)
+    await _wake_engine()
+
+
+async def _wake_engine() -> None:
+    from queuectl.control import try_wake
+
+    await try_wake(_path(SOCKET_NAME))
 
 
 def _shorthand_spec(command: str, cwd: str, job_id: str | None, max_retries: int | None,
@@ -155,6 +174,7 @@ async def _enqueue_file(path: str, cwd: str) -> None:
         except DuplicateJobId as exc:
             raise BadInput(f"{path} line {line_of.get(exc.job_id, '?')}: {exc}") from None
     click.echo(f"enqueued {len(specs)} jobs")
+    await _wake_engine()
 
 
 def _read_lines(path: str) -> list[str]:
@@ -197,18 +217,29 @@ class _progress:
 @json_option
 @home_option
 async def status(as_json: bool) -> None:
-    """Jobs per state, and the engine."""
-    from queuectl.lock import holder
-    from queuectl.settings import LOCK_NAME
-
+    """Jobs per state, and the running engine with its jobs."""
     async with queue_store() as store:
         counts = await store.counts()
-    pid = holder(_home() / LOCK_NAME)
-    engine: dict[str, Any] = {"running": pid is not None, "pid": pid}
+    engine = await _engine_status()
     if as_json:
         render.print_json({"counts": {s.value: n for s, n in counts.items()}, "engine": engine})
-        return
-    render.counts_table(counts, [("engine", f"running (pid {pid})" if pid else "not running")])
+    else:
+        render.status(counts, engine)
+
+
+async def _engine_status() -> dict[str, Any]:
+    """The live engine's own report, or what the lock file tells when it does not answer."""
+    from queuectl.control import ControlError, NoEngine, call
+    from queuectl.lock import holder
+
+    try:
+        return {"running": True, **await call(_path(SOCKET_NAME), "status", timeout=3.0)}
+    except NoEngine:
+        pid = holder(_path(LOCK_NAME))
+        return {"running": pid is not None, "pid": pid,
+                **({"error": "not answering on the control socket"} if pid else {})}
+    except ControlError as exc:
+        return {"running": True, "pid": None, "error": str(exc)}
 
 
 @cli.command(name="list")
@@ -276,6 +307,7 @@ async def dlq_retry(job_ids: tuple[str, ...], retry_all: bool) -> None:
     async with queue_store() as store:
         retried = await store.retry_dead(None if retry_all else job_ids, time.time())
     click.echo(f"retried {len(retried)} job{'s' if len(retried) != 1 else ''}")
+    await _wake_engine()
 
 
 # --- configuration ----------------------------------------------------------------------------
@@ -342,25 +374,120 @@ async def worker() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print only failures.")
 @click.option("--loop", type=click.Choice(["asyncio", "uvloop"]), default="asyncio",
               show_default=True, help="Event loop implementation.")
+@click.option("-d", "--detach", is_flag=True,
+              help="Run in the background (log in the queue's engine.log); print its pid.")
 @home_option
-async def worker_start(concurrency: int | None, until_empty: bool, quiet: bool, loop: str
-                       ) -> Callable[[], int]:
-    """Start the engine in the foreground (Ctrl-C: finish running jobs; twice: kill them)."""
+async def worker_start(concurrency: int | None, until_empty: bool, quiet: bool, loop: str,
+                       detach: bool) -> Callable[[], int] | None:
+    """Start the engine (Ctrl-C: finish running jobs; twice: kill them)."""
     from queuectl.worker import WorkerOptions, run_worker
 
     options = WorkerOptions(_home(), concurrency, until_empty, quiet, loop)
+    if detach:
+        from queuectl.daemon import start_detached
+
+        pid = await start_detached(options, _path(LOG_NAME), _path(SOCKET_NAME))
+        click.echo(f"engine started in the background (pid {pid}); log: {_path(LOG_NAME)}")
+        return None
     # The engine needs its own event loop (uvloop or asyncio), so it runs after the CLI's
     # loop has closed: main() calls what this returns.
     return lambda: run_worker(options)
 
 
+@worker.command(name="stop")
+@click.option("--timeout", metavar="DURATION",
+              help="Kill jobs still running after this long; they go back to pending.")
+@click.option("--now", is_flag=True, help="Kill running jobs at once; they go back to pending.")
+@home_option
+async def worker_stop(timeout: str | None, now: bool) -> None:
+    """Stop the engine: running jobs finish first unless --timeout or --now."""
+    from queuectl.lock import holder
+
+    after = parse_duration(timeout) if timeout is not None else None
+    reply = await _engine_call("stop", kill_after=after, now=now)
+    pid = reply.get("pid") or holder(_path(LOCK_NAME))
+    running = reply["running"]
+    if running and not now:
+        limit = f"; killing them after {render.duration(after)}" if after is not None else ""
+        click.echo(f"stopping engine (pid {pid}): waiting for {running} running "
+                   f"job{'s' if running != 1 else ''} to finish{limit}")
+    while holder(_path(LOCK_NAME)) is not None:
+        await asyncio.sleep(0.05)
+    click.echo(f"engine (pid {pid}) stopped")
+
+
+@worker.command(name="scale")
+@click.argument("concurrency", type=click.IntRange(1, 1024))
+@home_option
+async def worker_scale(concurrency: int) -> None:
+    """Change the running engine's concurrency without a restart."""
+    await _engine_call("scale", concurrency=concurrency)
+    click.echo(f"concurrency = {concurrency}")
+
+
+@cli.command()
+@home_option
+async def pause() -> None:
+    """The engine stops starting jobs; running jobs go on."""
+    await _engine_call("pause")
+    click.echo("engine paused: no new jobs start until `queuectl resume`")
+
+
+@cli.command()
+@home_option
+async def resume() -> None:
+    """The engine starts jobs again."""
+    await _engine_call("resume")
+    click.echo("engine resumed")
+
+
+async def _engine_call(op: str, **args: Any) -> dict[str, Any]:
+    from queuectl.control import ControlClient
+
+    client = await ControlClient.connect(_path(SOCKET_NAME))
+    reply = await client.request(op, **args)
+    return {"pid": client.engine_pid, **reply}
+
+
+@cli.command()
+@click.argument("job_id")
+@home_option
+async def cancel(job_id: str) -> None:
+    """Cancel a job: a waiting one at once, a running one by killing its process group."""
+    from queuectl.control import ControlError
+
+    async with queue_store() as store:
+        job = await store.cancel(job_id, time.time())
+        if job.state is JobState.PROCESSING:
+            try:
+                await _engine_call("cancel", id=job_id)
+            except ControlError as exc:
+                raise QueuectlError(f"job {job_id!r} is running but its engine cannot be "
+                                    f"asked to cancel it: {exc}") from None
+            config = await store.config()
+            deadline = time.monotonic() + config["kill-grace"] + 10
+            while job.state is JobState.PROCESSING and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                job = await store.get(job_id)
+    if job.state is not JobState.CANCELED:
+        raise BadInput(f"job {job_id!r} is {job.state.value}; only pending, failed or running "
+                       "jobs can be canceled")
+    click.echo(f"canceled {job_id}")
+
+
 @cli.command()
 @click.argument("job_id")
 @click.option("--attempt", type=click.IntRange(1), help="Which run (default: the latest).")
+@click.option("-f", "--follow", is_flag=True,
+              help="Stream a running job's output live until it ends.")
 @home_option
-async def logs(job_id: str, attempt: int | None) -> None:
+async def logs(job_id: str, attempt: int | None, follow: bool) -> None:
     """Print a job's captured stdout and stderr."""
+    if follow and attempt is not None:
+        raise BadInput("--follow shows the running attempt; drop --attempt")
     async with queue_store() as store:
+        if follow and await _follow(store, job_id):
+            return
         attempts = await store.attempts(job_id)
     if not attempts:
         raise BadInput(f"job {job_id!r} has not run yet; see `queuectl show {job_id}`")
@@ -374,11 +501,39 @@ async def logs(job_id: str, attempt: int | None) -> None:
         chosen = found[0]
     for data, truncated, stream in ((chosen.stdout, chosen.stdout_truncated, sys.stdout),
                                     (chosen.stderr, chosen.stderr_truncated, sys.stderr)):
-        stream.flush()
         if truncated:
-            stream.buffer.write(b"[... earlier output truncated ...]\n")
-        stream.buffer.write(data)
-        stream.flush()
+            _write(stream, b"[... earlier output truncated ...]\n")
+        _write(stream, data)
+
+
+async def _follow(store: Store, job_id: str) -> bool:
+    """Stream the job's output while it runs; False when it is not running (anymore)."""
+    from queuectl.control import ControlClient, ControlError
+
+    job = await store.get(job_id)
+    while job.state is JobState.PENDING and job.runs == 0:  # wait for its first run
+        await asyncio.sleep(0.1)
+        job = await store.get(job_id)
+    if job.state is not JobState.PROCESSING:
+        return False
+    try:
+        client = await ControlClient.connect(_path(SOCKET_NAME))
+        async for reply in client.stream("follow", id=job_id):
+            if "stream" in reply:
+                _write(sys.stdout if reply["stream"] == "stdout" else sys.stderr,
+                       reply["data"].encode("utf-8", "surrogateescape"))
+            elif reply.get("overflowed"):
+                raise QueuectlError("fell too far behind the job's output; run `queuectl "
+                                    f"logs {job_id}` for the stored tail")
+    except ControlError:
+        return False  # it ended between our look and the engine's: show what was stored
+    return True
+
+
+def _write(stream: Any, data: bytes) -> None:
+    stream.flush()
+    stream.buffer.write(data)
+    stream.flush()
 
 
 # --- entry point ------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ import os
 import secrets
 import socket
 import time
+from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,46 @@ IDLE_POLL = 0.05  # seconds between checks for jobs enqueued by other processes
 MAX_IDLE = 5.0  # re-read the queue at least this often even when nothing seems due
 
 
+FOLLOW_BUFFER = 4 * 1024 * 1024  # bytes a slow `logs -f` client may fall behind before it is cut
+
+
+class Follower:
+    """One `logs -f` client: a bounded buffer of output chunks, closed when the job ends."""
+
+    def __init__(self) -> None:
+        self.chunks: deque[tuple[str, bytes]] = deque()
+        self.size = 0
+        self.closed = False
+        self.overflowed = False
+        self.ready = asyncio.Event()
+
+    def push(self, stream: str, data: bytes) -> None:
+        if self.closed:
+            return
+        if self.size + len(data) > FOLLOW_BUFFER:
+            self.overflowed = True
+            self.close()
+            return
+        self.chunks.append((stream, data))
+        self.size += len(data)
+        self.ready.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self.ready.set()
+
+    async def __aiter__(self) -> AsyncIterator[tuple[str, bytes]]:
+        while True:
+            await self.ready.wait()
+            while self.chunks:
+                stream, data = self.chunks.popleft()
+                self.size -= len(data)
+                yield stream, data
+            if self.closed:
+                return
+            self.ready.clear()
+
+
 @dataclass
 class Slot:
     """A job this engine is running."""
@@ -44,11 +86,18 @@ class Slot:
     task: asyncio.Task[None] | None = None
     process: JobProcess | None = None
     kill_reason: str | None = None
+    followers: list[Follower] = field(default_factory=list)
 
     def kill(self, reason: str) -> None:
         self.kill_reason = self.kill_reason or reason
         if self.process is not None:
             self.process.kill(self.kill_reason)
+
+    def publish(self, stream: str, data: bytes) -> None:
+        if any(follower.closed for follower in self.followers):
+            self.followers = [follower for follower in self.followers if not follower.closed]
+        for follower in self.followers:
+            follower.push(stream, data)
 
 
 @dataclass
@@ -78,13 +127,60 @@ class Engine:
         """Look for work now (a slot freed, a job was enqueued, or the engine must stop)."""
         self._wake.set()
 
-    def stop(self, kill: bool = False) -> None:
-        """Stop claiming; with kill, also kill running jobs, which go back to pending."""
+    def stop(self, kill: bool = False, after: float | None = None) -> None:
+        """Stop claiming; with kill, also kill running jobs (now, or `after` seconds if they
+        have not finished by then), which go back to pending without using a retry."""
         self._stopping.set()
         self.wake()
-        if kill:
+        if after is not None and not kill:
+            asyncio.get_running_loop().call_later(after, self.stop, True)
+        elif kill:
             for slot in self.running.values():
                 slot.kill(STOP_REASON)
+
+    def pause(self, paused: bool) -> None:
+        self.paused = paused
+        self.wake()
+
+    def scale(self, concurrency: int) -> None:
+        """Takes effect at the next claim; jobs above a lowered limit run to their end."""
+        self.concurrency = concurrency
+        self.wake()
+
+    def cancel(self, job_id: str) -> bool:
+        slot = self.running.get(job_id)
+        if slot is None:
+            return False
+        slot.kill(CANCEL_REASON)
+        return True
+
+    def follow(self, job_id: str) -> Follower | None:
+        """Output of a running job: what it printed so far, then each chunk as it comes."""
+        slot = self.running.get(job_id)
+        if slot is None:
+            return None
+        follower = Follower()
+        if slot.process is not None:
+            for stream, data in zip(("stdout", "stderr"), slot.process.output(), strict=True):
+                if data:
+                    follower.push(stream, data)
+        slot.followers.append(follower)
+        return follower
+
+    def snapshot(self) -> dict[str, Any]:
+        now = time.time()
+        return {
+            "id": self.id, "pid": os.getpid(), "started_at": self.stats.started_at,
+            "uptime": now - self.stats.started_at, "concurrency": self.concurrency,
+            "paused": self.paused, "stopping": self.stopping,
+            "completed": self.stats.completed, "failed": self.stats.failed,
+            "running_jobs": [
+                {"id": slot.job.id, "command": slot.job.command, "attempt": slot.job.attempts,
+                 "elapsed": now - slot.started,
+                 "pid": slot.process.pid if slot.process else None}
+                for slot in self.running.values()
+            ],
+        }
 
     async def run(self) -> None:
         config = await self.store.config()
@@ -163,7 +259,8 @@ class Engine:
                "QUEUECTL_ATTEMPT": str(job.attempts)}
         try:
             process = await JobProcess.spawn(job.command, cwd=job.cwd, env=env,
-                                             output_limit=config["output-limit"])
+                                             output_limit=config["output-limit"],
+                                             on_output=slot.publish)
         except SpawnError as exc:
             outcome = Outcome(OutcomeKind.FAILURE, error=str(exc))
         else:
@@ -172,7 +269,11 @@ class Engine:
                 process.kill(slot.kill_reason)
             await self.store.set_pid(job, process.pid)
             outcome = _outcome(await process.wait(job.timeout, config["kill-grace"]))
-        await asyncio.shield(self._finish(job, outcome, config, time.time() - slot.started))
+        try:
+            await asyncio.shield(self._finish(job, outcome, config, time.time() - slot.started))
+        finally:
+            for follower in slot.followers:
+                follower.close()
 
     async def _finish(self, job: Job, outcome: Outcome, config: dict[str, Any],
                       elapsed: float) -> None:

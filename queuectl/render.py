@@ -173,6 +173,32 @@ def counts_table(counts: dict[JobState, int], extra: Iterable[tuple[str, str]] =
         out.print(f"{label}: {value}")
 
 
+def status(counts: dict[JobState, int], engine: dict[str, Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    if not engine["running"]:
+        line = "not running"
+    elif "concurrency" not in engine:
+        line = f"running (pid {engine.get('pid') or '?'}), {engine.get('error', '')}"
+    else:
+        flags = "".join(f", {flag}" for flag in ("paused", "stopping") if engine[flag])
+        line = (f"running (pid {engine['pid']}, up {duration(engine['uptime'])}, "
+                f"{engine['concurrency']} workers{flags}); since start: {engine['completed']} "
+                f"completed, {engine['failed']} failed")
+    counts_table(counts, [("engine", line)])
+    running = engine.get("running_jobs") or []
+    if not running:
+        return
+    table = Table(title="running", title_justify="left", box=None, header_style="bold")
+    for name in ("ID", "ATTEMPT", "ELAPSED", "PID", "COMMAND"):
+        table.add_column(name, no_wrap=True, overflow="ellipsis")
+    for job in running:
+        table.add_row(escape(job["id"]), str(job["attempt"]), duration(job["elapsed"]),
+                      str(job["pid"] or "-"), escape(shorten(job["command"])))
+    console().print(table)
+
+
 def job_detail(job: Job, attempts: Sequence[Attempt]) -> None:
     from rich.markup import escape
     from rich.table import Table

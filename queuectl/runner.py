@@ -138,6 +138,10 @@ class JobProcess:
             raise SpawnError(_cwd_problem(cwd) or f"could not start the command: {reason}") from exc
         return cls(transport, capture)
 
+    def output(self) -> tuple[bytes, bytes]:
+        """The stdout and stderr tails captured so far (for a live follower joining late)."""
+        return self._capture.tails[1].value(), self._capture.tails[2].value()
+
     def kill(self, reason: str, grace: float | None = None) -> None:
         """Stop the job from outside; wait() then reports `reason` as its error."""
         if self._killed_by is not None or self._timed_out or self._capture.exited.is_set():

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from queuectl.control import ControlServer, engine_handler
 from queuectl.engine import Engine
 from queuectl.lock import EngineLock
-from queuectl.settings import LOCK_NAME, ensure_home
+from queuectl.settings import LOCK_NAME, SOCKET_NAME, ensure_home
 from queuectl.store import open_store
 
 log = logging.getLogger("queuectl.engine")
@@ -57,9 +58,14 @@ async def _serve(options: WorkerOptions) -> int:
             engine = Engine(store, options.concurrency or config["concurrency"],
                             until_empty=options.until_empty)
             _handle_signals(engine)
+            server = ControlServer(home / SOCKET_NAME, engine_handler(engine))
+            await server.start()
             log.info("engine %s started: %d workers, queue %s", engine.id, engine.concurrency,
                      home)
-            await engine.run()
+            try:
+                await engine.run()
+            finally:
+                await server.close()
             log.info("engine stopped: %d completed, %d failed", engine.stats.completed,
                      engine.stats.failed)
         finally:

@@ -37,6 +37,10 @@ class Store(Protocol):
     async def retry_dead(self, job_ids: Sequence[str] | None, now: float) -> list[str]:
         """Dead jobs back to pending with attempts reset; None means every dead job."""
 
+    async def cancel(self, job_id: str, now: float) -> Job:
+        """Cancel a waiting (pending or failed) job; returns the job as it now is, so the
+        caller can tell a job that was running or already over."""
+
     # --- configuration
     async def config(self) -> dict[str, Any]:
         """Every config key with its current value (default where unset)."""

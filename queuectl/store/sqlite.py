@@ -259,6 +259,12 @@ class SqliteStore:
                     )
         return list(job_ids)
 
+    @_translated
+    async def cancel(self, job_id: str, now: float) -> Job:
+        async with self._write() as conn:
+            await conn.execute(SQL["cancel_waiting"], {"id": job_id, "now": now})
+            return await self.get(job_id)
+
     # --- configuration -----------------------------------------------------------------------
 
     async def _config(self) -> dict[str, Any]:

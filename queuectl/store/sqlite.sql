@@ -155,3 +155,8 @@ SELECT min(next_run_at) FROM jobs WHERE state IN ('pending', 'failed')
 
 -- name: next_retry
 SELECT min(next_run_at) FROM jobs WHERE state = 'failed'
+
+-- name: cancel_waiting
+UPDATE jobs SET state = 'canceled', updated_at = :now, finished_at = :now,
+       last_error = 'canceled by user'
+ WHERE id = :id AND state IN ('pending', 'failed')

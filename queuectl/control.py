@@ -1,0 +1,318 @@
+"""The control channel: the CLI talks to the running engine over a Unix socket.
+
+Protocol (after pueue): newline-delimited JSON objects. The client opens with
+`{"op": "hello", "version": N}` and the server answers `{"ok": true, "version": N, "pid": P}`
+or an error when the versions differ. Then the client sends one request and reads replies until
+one carries `"end": true` (a single reply for most ops; `follow` streams many). Every reply has
+`ok`; a failed one has `error`, one line fit to show the user.
+
+Security: the socket is 0600 inside the 0700 queue home, and the server also checks the peer's
+uid (SO_PEERCRED) so that a mis-set permission alone does not open the engine to other users.
+A bad client (garbage, an oversized line, a silent or vanished peer) gets an error reply or is
+dropped; it can never stop the engine or stall other clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import stat
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from queuectl.errors import QueuectlError
+
+if TYPE_CHECKING:
+    from queuectl.engine import Engine
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+MAX_LINE = 64 * 1024  # longest request the server reads; a longer one is refused
+HELLO_TIMEOUT = 5.0  # a client that says nothing for this long is dropped
+OPS = ("status", "stop", "wake", "pause", "resume", "scale", "cancel", "follow")
+
+Reply = dict[str, Any]
+Send = Callable[[Reply], Awaitable[None]]
+Handler = Callable[[Reply, Send], Awaitable[None]]
+
+
+class ControlError(QueuectlError):
+    """The engine answered with an error, or could not be talked to."""
+
+
+class NoEngine(ControlError):
+    def __init__(self) -> None:
+        super().__init__("no engine is running on this queue; start one with "
+                         "`queuectl worker start`")
+
+
+def encode(message: Reply) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
+    sock = writer.get_extra_info("socket")
+    if sock is None or not hasattr(socket, "SO_PEERCRED"):
+        return None
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])
+
+
+# --- server -----------------------------------------------------------------------------------
+
+class ControlServer:
+    """Serves requests for one engine; `handler` does the work of each op."""
+
+    def __init__(self, path: Path, handler: Handler) -> None:
+        self.path = path
+        self.handler = handler
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        _clear_stale_socket(self.path)
+        old_umask = os.umask(0o177)  # born 0600; called before any job is spawned
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path),
+                                                           limit=MAX_LINE)
+        except OSError as exc:
+            raise QueuectlError(f"cannot listen on {str(self.path)!r}: {exc.strerror or exc}; "
+                                "a Unix socket path must be under 108 bytes, so use a shorter "
+                                "--home") from None
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def send(message: Reply) -> None:
+            writer.write(encode(message))
+            await writer.drain()
+
+        try:
+            uid = _peer_uid(writer)
+            if uid is not None and uid != os.getuid():
+                log.warning("refused a control connection from uid %d", uid)
+                await send({"ok": False, "end": True, "error": "permission denied: the engine "
+                            "accepts requests only from the user who runs it"})
+                return
+            hello = await self._read(reader)
+            if hello is None or hello.get("op") != "hello":
+                await send({"ok": False, "end": True, "error": "expected a hello first"})
+                return
+            if hello.get("version") != PROTOCOL_VERSION:
+                await send({"ok": False, "end": True, "version": PROTOCOL_VERSION,
+                            "error": f"protocol version {hello.get('version')!r} not supported "
+                                     f"(the engine speaks {PROTOCOL_VERSION}); use the "
+                                     "queuectl that started the engine"})
+                return
+            await send({"ok": True, "version": PROTOCOL_VERSION, "pid": os.getpid()})
+            request = await self._read(reader, timeout=None)
+            if request is None:
+                return
+            if request.get("op") not in OPS:
+                await send({"ok": False, "end": True,
+                            "error": f"unknown op {request.get('op')!r}"})
+                return
+            await self.handler(request, send)
+        except _BadRequest as exc:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await send({"ok": False, "end": True, "error": str(exc)})
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass  # the client went away; nothing to answer
+        except Exception:  # one bad request must not take the engine down
+            log.exception("control request failed")
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await send({"ok": False, "end": True, "error": "internal error; see engine log"})
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    @staticmethod
+    async def _read(reader: asyncio.StreamReader, timeout: float | None = HELLO_TIMEOUT
+                    ) -> Reply | None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), timeout)
+        except (ValueError, asyncio.LimitOverrunError):
+            raise _BadRequest(f"request longer than {MAX_LINE} bytes") from None
+        if not line:
+            return None
+        try:
+            message = json.loads(line)
+        except ValueError:
+            raise _BadRequest("request is not valid JSON") from None
+        if not isinstance(message, dict):
+            raise _BadRequest("request must be a JSON object")
+        return message
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _clear_stale_socket(path: Path) -> None:
+    """A socket left by a killed engine is removed; anything else at the path is refused.
+
+    Called only while holding the engine lock, so no live engine can own the socket.
+    """
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISSOCK(info.st_mode):
+        path.unlink()
+        return
+    kind = "a symlink" if stat.S_ISLNK(info.st_mode) else "not a socket"
+    raise QueuectlError(f"{str(path)!r} is {kind}; refusing to start the engine. Remove it "
+                        "if you know what it is")
+
+
+def engine_handler(engine: Engine) -> Handler:
+    """The closed set of ops, answered by one match on the op name."""
+
+    async def handle(request: Reply, send: Send) -> None:
+        match request["op"]:
+            case "status":
+                await send({"ok": True, "end": True, **engine.snapshot()})
+            case "wake":
+                engine.wake()
+                await send({"ok": True, "end": True})
+            case "stop":
+                after = request.get("kill_after")
+                if after is not None and (not isinstance(after, int | float) or after < 0):
+                    raise _BadRequest("kill_after must be a number of seconds >= 0")
+                engine.stop(kill=bool(request.get("now")), after=after)
+                await send({"ok": True, "end": True, "running": len(engine.running)})
+            case "pause" | "resume":
+                engine.pause(request["op"] == "pause")
+                await send({"ok": True, "end": True, "paused": engine.paused})
+            case "scale":
+                n = request.get("concurrency")
+                if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1024:
+                    raise _BadRequest("concurrency must be a whole number from 1 to 1024")
+                engine.scale(n)
+                await send({"ok": True, "end": True, "concurrency": n})
+            case "cancel":
+                found = engine.cancel(_job_id(request))
+                await send({"ok": found, "end": True, "error": None if found else
+                            "the job is not running on this engine"})
+            case "follow":
+                follower = engine.follow(_job_id(request))
+                if follower is None:
+                    await send({"ok": False, "end": True,
+                                "error": "the job is not running on this engine"})
+                    return
+                try:
+                    await send({"ok": True, "following": True})
+                    async for stream, data in follower:
+                        await send({"ok": True, "stream": stream,
+                                    "data": data.decode("utf-8", "surrogateescape")})
+                finally:
+                    follower.close()  # also when the client went away mid-stream
+                await send({"ok": True, "end": True, "overflowed": follower.overflowed})
+
+    return handle
+
+
+def _job_id(request: Reply) -> str:
+    job_id = request.get("id")
+    if not isinstance(job_id, str) or not job_id:
+        raise _BadRequest("request needs the job id as a string")
+    return job_id
+
+
+# --- client -----------------------------------------------------------------------------------
+
+class ControlClient:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 engine_pid: int) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.engine_pid = engine_pid
+
+    @classmethod
+    async def connect(cls, path: Path, timeout: float = 5.0) -> ControlClient:
+        """Connect and say hello; raises NoEngine when nothing listens."""
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_unix_connection(str(path), limit=16 * MAX_LINE), timeout)
+        except (FileNotFoundError, ConnectionRefusedError):
+            raise NoEngine() from None
+        except PermissionError:
+            raise ControlError(f"permission denied on {str(path)!r}; run queuectl as the user "
+                               "who started the engine") from None
+        except (TimeoutError, OSError) as exc:
+            raise ControlError(f"the engine does not answer on {str(path)!r}: {exc}") from None
+        client = cls(reader, writer, 0)
+        try:
+            reply = await client._exchange({"op": "hello", "version": PROTOCOL_VERSION},
+                                           timeout)
+        except BaseException:
+            await client.close()
+            raise
+        client.engine_pid = int(reply.get("pid", 0))
+        return client
+
+    async def _exchange(self, message: Reply, timeout: float | None) -> Reply:
+        self._writer.write(encode(message))
+        await self._writer.drain()
+        return await self._reply(timeout)
+
+    async def _reply(self, timeout: float | None) -> Reply:
+        try:
+            line = await asyncio.wait_for(self._reader.readline(), timeout)
+        except (TimeoutError, ConnectionError, ValueError) as exc:
+            raise ControlError(f"the engine did not answer: {exc or 'timed out'}") from None
+        if not line:
+            raise ControlError("the engine closed the connection without answering")
+        reply: Reply = json.loads(line)
+        if not reply.get("ok"):
+            raise ControlError(reply.get("error", "the engine refused the request"))
+        return reply
+
+    async def request(self, op: str, timeout: float | None = 10.0, **args: Any) -> Reply:
+        """One request, one reply."""
+        try:
+            return await self._exchange({"op": op, **args}, timeout)
+        finally:
+            await self.close()
+
+    async def stream(self, op: str, **args: Any) -> AsyncIterator[Reply]:
+        """One request, replies until one has `end`."""
+        try:
+            reply = await self._exchange({"op": op, **args}, None)
+            while True:
+                yield reply
+                if reply.get("end"):
+                    return
+                reply = await self._reply(None)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await self._writer.wait_closed()
+
+
+async def call(path: Path, op: str, timeout: float = 10.0, **args: Any) -> Reply:
+    client = await ControlClient.connect(path, timeout)
+    return await client.request(op, timeout, **args)
+
+
+async def try_wake(path: Path) -> None:
+    """Tell a running engine that work arrived; silent when none runs."""
+    with contextlib.suppress(ControlError, OSError):
+        await call(path, "wake", timeout=2.0)
