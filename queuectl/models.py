@@ -38,9 +38,11 @@ class JobState(enum.StrEnum):
 RUNNABLE_STATES = (JobState.PENDING, JobState.FAILED)
 TERMINAL_STATES = (JobState.COMPLETED, JobState.DEAD, JobState.CANCELED)
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lowercase
 MAX_COMMAND_BYTES = 128 * 1024
+MAX_DURATION = 100 * 365 * 86400.0
+_LATEST_TIME = 253370764800.0  # 9999-01-01T00:00:00Z: every accepted time can be shown
 
 
 def new_job_id() -> str:
@@ -138,7 +140,10 @@ def parse_duration(text: str) -> float:
     match = _DURATION.match(text)
     if not match:
         raise BadInput(f"invalid duration {text!r}; use a number with a unit, like 30s, 5m or 2h")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not math.isfinite(seconds) or seconds > MAX_DURATION:
+        raise BadInput(f"duration {text!r} is too long; use at most 100 years")
+    return seconds
 
 
 def parse_time(text: str) -> float:
@@ -151,11 +156,14 @@ def parse_time(text: str) -> float:
         ) from None
     if moment.tzinfo is None:
         raise BadInput(f"time {text!r} has no timezone; add one, like +00:00 or Z")
-    return moment.timestamp()
+    stamp = moment.timestamp()
+    if not 0 <= stamp < _LATEST_TIME:
+        raise BadInput(f"time {text!r} is out of range; use a time from 1970 to 9998")
+    return stamp
 
 
 def validate_id(value: Any) -> str:
-    if not isinstance(value, str) or not ID_PATTERN.match(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise BadInput(
             f"invalid id {value!r}; use 1-128 letters, digits, '.', '_', ':' or '-', "
             "starting with a letter or digit"
@@ -170,9 +178,18 @@ def validate_command(value: Any) -> str:
         raise BadInput("'command' is empty; give the shell command to run")
     if "\x00" in value:
         raise BadInput("'command' contains a NUL byte, which a shell command cannot hold")
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_COMMAND_BYTES:
+    _require_utf8("command", value)
+    if len(value.encode("utf-8")) > MAX_COMMAND_BYTES:
         raise BadInput(f"'command' is longer than {MAX_COMMAND_BYTES} bytes; put it in a script")
     return value
+
+
+def _require_utf8(name: str, value: str) -> None:
+    """Lone surrogates (a JSON escape like \\ud800, or undecodable argv bytes) are not text."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInput(f"{name!r} is not valid UTF-8 text") from None
 
 
 def validate_int(name: str, value: Any, minimum: int | None = None) -> int:
@@ -188,10 +205,10 @@ def validate_int(name: str, value: Any, minimum: int | None = None) -> int:
 def validate_timeout(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadInput(f"'timeout' must be a number of seconds, not {_type_name(value)}")
+    if value > 10 * 365 * 86400:  # before float(): a huge int would overflow
+        raise BadInput(f"'timeout' is out of range: {value}; use at most ten years")
     if not math.isfinite(value) or value <= 0:
         raise BadInput(f"'timeout' must be a positive number of seconds, not {value}")
-    if value > 10 * 365 * 86400:
-        raise BadInput(f"'timeout' is out of range: {value}; use at most ten years")
     return float(value)
 
 
@@ -203,6 +220,7 @@ def validate_env(value: Any) -> dict[str, str]:
             raise BadInput(f"'env' has an invalid variable name {key!r}")
         if not isinstance(val, str) or "\x00" in val:
             raise BadInput(f"'env' value of {key!r} must be a string without NUL bytes")
+        _require_utf8("env", key + val)
     return dict(value)
 
 
@@ -211,6 +229,7 @@ def validate_cwd(value: Any) -> str:
         raise BadInput(f"'cwd' must be a directory path, not {value!r}")
     if not value.startswith("/"):
         raise BadInput(f"'cwd' must be an absolute path, not {value!r}")
+    _require_utf8("cwd", value)
     return value
 
 
@@ -251,7 +270,7 @@ def spec_from_dict(data: Any, default_cwd: str) -> JobSpec:
         priority=validate_int("priority", data.get("priority", 0)),
         timeout=validate_timeout(data["timeout"]) if data.get("timeout") is not None else None,
         run_at=parse_time(run_at) if run_at is not None else None,
-        env=validate_env(data.get("env") or {}),
+        env=validate_env(data["env"]) if data.get("env") is not None else {},
     )
 
 

@@ -70,6 +70,9 @@ SELECT * FROM jobs WHERE state = ? ORDER BY created_at DESC, rowid DESC LIMIT ?
 -- name: count_by_state
 SELECT state, count(*) FROM jobs GROUP BY state
 
+-- name: states_of
+SELECT id, state FROM jobs WHERE id IN (SELECT value FROM json_each(?))
+
 -- name: existing_ids
 SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?))
 
@@ -134,7 +137,6 @@ UPDATE jobs
        exit_code = :exit_code, last_error = :error, finished_at = :now, updated_at = :now,
        lease_owner = NULL, lease_expires_at = NULL, pid = NULL
  WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND runs = :run
-RETURNING state
 
 -- name: finish_attempt
 UPDATE attempts
