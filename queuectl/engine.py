@@ -23,8 +23,9 @@ from typing import Any
 
 from queuectl.backoff import retry_delay
 from queuectl.errors import InvalidTransition
+from queuectl.faults import crash_point
 from queuectl.models import Job, JobState, Outcome, OutcomeKind
-from queuectl.reaper import kill_orphan_group
+from queuectl.reaper import kill_orphans
 from queuectl.render import duration, local_time, shorten
 from queuectl.runner import JobProcess, RunResult, SpawnError
 from queuectl.store import Store
@@ -208,6 +209,7 @@ class Engine:
                 config = await self.store.config()
                 jobs = await self.store.claim(self.id, free, time.time(), config["lease-time"])
                 for job in jobs:
+                    crash_point("claim", job.command)
                     self._start(job, config)
                 if len(jobs) == free:
                     continue  # there may be more runnable jobs than there were slots
@@ -256,7 +258,7 @@ class Engine:
         log.info("%s started (attempt %d/%d): %s", job.id, job.attempts, job.max_retries + 1,
                  shorten(job.command))
         env = {**os.environ, **job.env, "QUEUECTL_JOB_ID": job.id,
-               "QUEUECTL_ATTEMPT": str(job.attempts)}
+               "QUEUECTL_ATTEMPT": str(job.attempts), "QUEUECTL_ENGINE": self.id}
         try:
             process = await JobProcess.spawn(job.command, cwd=job.cwd, env=env,
                                              output_limit=config["output-limit"],
@@ -265,6 +267,7 @@ class Engine:
             outcome = Outcome(OutcomeKind.FAILURE, error=str(exc))
         else:
             slot.process = process
+            crash_point("spawn", job.command)
             if slot.kill_reason:
                 process.kill(slot.kill_reason)
             await self.store.set_pid(job, process.pid)
@@ -277,6 +280,7 @@ class Engine:
 
     async def _finish(self, job: Job, outcome: Outcome, config: dict[str, Any],
                       elapsed: float) -> None:
+        crash_point("finish", job.command)
         now = time.time()
         delay = retry_delay(job.attempts, config["backoff-base"], config["backoff-max"],
                             config["backoff-jitter"])
@@ -296,9 +300,10 @@ class Engine:
     async def recover(self, config: dict[str, Any]) -> int:
         """Settle the jobs of engines that died: kill their leftovers, then retry or bury."""
         orphans = await self.store.orphans(self.id, time.time())
+        if orphans:
+            await asyncio.to_thread(
+                kill_orphans, [(job.id, job.lease_owner or "") for job in orphans])
         for job in orphans:
-            if job.pid:
-                await asyncio.to_thread(kill_orphan_group, job.pid, job.id)
             outcome = Outcome(OutcomeKind.FAILURE,
                               error=f"the engine running the job died ({job.lease_owner})")
             await self._finish(job, outcome, config, time.time() - (job.started_at or 0))
