@@ -270,8 +270,14 @@ class Engine:
             crash_point("spawn", job.command)
             if slot.kill_reason:
                 process.kill(slot.kill_reason)
-            await self.store.set_pid(job, process.pid)
+            # The pid is written while the job runs: nothing may stand between spawn and
+            # wait(), which is what kills and reaps the process group on every way out.
+            pid_written = asyncio.ensure_future(self.store.set_pid(job, process.pid))
             outcome = _outcome(await process.wait(job.timeout, config["kill-grace"]))
+            try:
+                await pid_written
+            except Exception as exc:  # only `status` and `show` lose the pid
+                log.warning("%s: could not record pid %d: %s", job.id, process.pid, exc)
         try:
             await asyncio.shield(self._finish(job, outcome, config, time.time() - slot.started))
         finally:

@@ -1,0 +1,347 @@
+"""The runner against real shell processes: capture, errors, timeouts, kills and stragglers.
+
+A process counts as gone when it is no longer running: a zombie is dead, but it must be reaped
+soon (the shell at once, by us; an orphaned grandchild within seconds, by init).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+
+import pytest
+from helpers import async_wait_for
+
+from queuectl.runner import JobProcess, RunResult, SpawnError, Tail
+
+ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
+Spawn = Callable[..., Awaitable[JobProcess]]
+
+
+# --- looking at processes ---------------------------------------------------------------------
+
+def _stat(pid: int) -> tuple[bytes, int] | None:
+    """(state, process group) of a process, or None if it no longer exists."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    state, _ppid, pgrp = text[text.rindex(b")") + 2 :].split()[:3]
+    return state, int(pgrp)
+
+
+def running(pid: int) -> bool:
+    info = _stat(pid)
+    return info is not None and info[0] != b"Z"
+
+
+def running_in_group(pgid: int) -> list[int]:
+    pids = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    return [pid for pid in pids if (info := _stat(pid)) and info[1] == pgid and info[0] != b"Z"]
+
+
+def read_pids(path: Path) -> list[int]:
+    return [int(word) for word in path.read_text().split()]
+
+
+async def assert_no_survivors(proc: JobProcess, pids: Sequence[int] = ()) -> None:
+    assert running_in_group(proc.pid) == []
+    assert [pid for pid in pids if running(pid)] == []
+    with pytest.raises(ProcessLookupError):  # the shell is our child: already reaped
+        os.kill(proc.pid, 0)
+    await async_wait_for(lambda: all(_stat(pid) is None for pid in pids), timeout=15,
+                         message=f"zombies never reaped: {pids}")
+
+
+@pytest.fixture
+async def spawn() -> AsyncIterator[Spawn]:
+    """JobProcess.spawn with test defaults; whatever a failing test leaves behind is killed."""
+    started: list[JobProcess] = []
+
+    async def start(command: str, *, cwd: str = "/", env: dict[str, str] | None = None,
+                    output_limit: int = 65536, **kwargs: object) -> JobProcess:
+        proc = await JobProcess.spawn(command, cwd=cwd, env=ENV if env is None else env,
+                                      output_limit=output_limit, **kwargs)  # type: ignore[arg-type]
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def run(spawn: Spawn, command: str, timeout: float | None = None, grace: float = 2.0,
+              **kwargs: object) -> RunResult:
+    proc = await spawn(command, **kwargs)
+    return await proc.wait(timeout, grace)
+
+
+# --- Tail -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("limit", [0, 1, 7, 100])
+@pytest.mark.parametrize("sizes", [[], [3], [7], [150], [1] * 300, [5, 0, 90, 2, 7, 1, 64, 33]])
+def test_tail_keeps_the_last_bytes(limit: int, sizes: list[int]) -> None:
+    tail, written = Tail(limit), b""
+    for n, size in enumerate(sizes):
+        chunk = bytes((n + i) % 251 for i in range(size))
+        tail.append(chunk)
+        written += chunk
+        assert tail.value() == (written[-limit:] if limit else b"")
+        assert tail.truncated == (len(written) > limit)
+        assert tail.total == len(written)
+
+
+def test_tail_memory_is_bounded() -> None:
+    tail = Tail(1000)
+    for _ in range(10_000):
+        tail.append(b"y" * 333)
+        assert len(tail._buf) <= 2 * 1000 + 333
+    assert tail.value() == b"y" * 1000
+
+
+def test_tail_rejects_a_negative_limit() -> None:
+    with pytest.raises(ValueError, match="limit"):
+        Tail(-1)
+
+
+# --- results ----------------------------------------------------------------------------------
+
+async def test_success_captures_both_streams(spawn: Spawn) -> None:
+    result = await run(spawn, "echo out; echo err >&2")
+    assert result.exit_code == 0 and result.error is None
+    assert (result.stdout, result.stderr) == (b"out\n", b"err\n")
+    assert not (result.stdout_truncated or result.stderr_truncated)
+    assert not result.timed_out and result.killed_by is None
+    assert 0 <= result.duration < 30
+
+
+async def test_failure_names_the_exit_code_and_last_stderr_line(spawn: Spawn) -> None:
+    result = await run(spawn, "echo noise >&2; echo '  boom  ' >&2; echo >&2; exit 3")
+    assert result.exit_code == 3
+    assert result.error == "exit code 3 (stderr: boom)"
+
+
+async def test_failure_without_stderr_and_long_stderr_lines(spawn: Spawn) -> None:
+    assert (await run(spawn, "exit 4")).error == "exit code 4"
+    error = (await run(spawn, "printf '%0500d' 0 >&2; exit 1")).error
+    assert error is not None and error.startswith("exit code 1 (stderr: 000")
+    assert len(error) < 250
+
+
+async def test_command_not_found(spawn: Spawn) -> None:
+    result = await run(spawn, "no-such-command-qctl")
+    assert result.exit_code == 127
+    assert result.error is not None
+    assert result.error.startswith("exit code 127: command not found (stderr: ")
+    assert "no-such-command-qctl" in result.error
+
+
+async def test_not_executable(spawn: Spawn, tmp_path: Path) -> None:
+    (tmp_path / "script").write_text("#!/bin/sh\necho hi\n")
+    result = await run(spawn, "./script", cwd=str(tmp_path))
+    assert result.exit_code == 126
+    assert result.error is not None
+    assert result.error.startswith("exit code 126: permission denied or not executable")
+
+
+async def test_death_by_signal(spawn: Spawn) -> None:
+    result = await run(spawn, "kill -KILL $$")
+    assert result.exit_code is None
+    assert result.error == "killed by signal SIGKILL"
+
+
+async def test_env_is_the_whole_environment(
+    spawn: Spawn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QUEUECTL_TEST_LEAK", "leaked")
+    result = await run(spawn, 'echo "$FOO ${QUEUECTL_TEST_LEAK-unset}"', env={**ENV, "FOO": "bar"})
+    assert result.stdout == b"bar unset\n"
+
+
+async def test_cwd_is_used(spawn: Spawn, tmp_path: Path) -> None:
+    assert (await run(spawn, "pwd", cwd=str(tmp_path))).stdout == f"{tmp_path}\n".encode()
+
+
+async def test_bad_cwd_is_a_spawn_error(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    with pytest.raises(SpawnError, match=f"^working directory '{missing}' does not exist$"):
+        await JobProcess.spawn("true", cwd=str(missing), env=ENV, output_limit=10)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SpawnError, match="is not a directory"):
+        await JobProcess.spawn("true", cwd=str(tmp_path / "file"), env=ENV, output_limit=10)
+
+
+# --- output limits ----------------------------------------------------------------------------
+
+async def test_output_beyond_the_limit_keeps_the_tail(spawn: Spawn) -> None:
+    result = await run(spawn, r"head -c 5000000 /dev/zero | tr '\0' x; echo y; echo e >&2",
+                       output_limit=1000)
+    assert result.exit_code == 0
+    assert result.stdout == b"x" * 998 + b"y\n"
+    assert result.stdout_truncated and not result.stderr_truncated
+    assert result.stderr == b"e\n"
+
+
+def _rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+async def test_huge_output_without_newlines_keeps_memory_bounded(spawn: Spawn) -> None:
+    baseline, peak = _rss_kib(), [0]
+
+    def sample(stream: str, chunk: bytes) -> None:
+        peak[0] = max(peak[0], _rss_kib())
+
+    result = await run(spawn, "head -c 50000000 /dev/zero", output_limit=1_000_000,
+                       on_output=sample)
+    assert result.exit_code == 0
+    assert result.stdout == bytes(1_000_000) and result.stdout_truncated
+    assert max(peak[0], _rss_kib()) - baseline < 30 * 1024
+
+
+async def test_live_output_arrives_while_the_job_runs(spawn: Spawn) -> None:
+    chunks: list[tuple[str, bytes]] = []
+    proc = await spawn("echo first; sleep 1; echo second; echo e >&2",
+                       on_output=lambda stream, chunk: chunks.append((stream, chunk)))
+    task = asyncio.create_task(proc.wait(None, 2.0))
+    await async_wait_for(lambda: chunks, timeout=10)
+    assert not task.done()
+    assert chunks[0] == ("stdout", b"first\n")
+    assert proc.output() == (b"first\n", b"")
+    result = await task
+    assert b"".join(c for s, c in chunks if s == "stdout") == result.stdout == b"first\nsecond\n"
+    assert b"".join(c for s, c in chunks if s == "stderr") == b"e\n"
+
+
+async def test_a_failing_output_callback_does_not_break_capture(spawn: Spawn) -> None:
+    def broken(stream: str, chunk: bytes) -> None:
+        raise RuntimeError("follower went away")
+
+    result = await run(spawn, "echo a; sleep 0.1; echo b", on_output=broken)
+    assert (result.exit_code, result.stdout) == (0, b"a\nb\n")
+
+
+# --- ending processes -------------------------------------------------------------------------
+
+async def test_timeout_kills_the_whole_group(spawn: Spawn, tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    proc = await spawn(f"sleep 300 & echo $$ $! > {pids}; sleep 300")
+    result = await proc.wait(1.0, 2.0)
+    assert result.timed_out and result.exit_code is None
+    assert result.error == "timed out after 1s; process group killed"
+    await assert_no_survivors(proc, read_pids(pids))
+
+
+async def test_a_job_ignoring_sigterm_is_sigkilled_after_the_grace(
+    spawn: Spawn, tmp_path: Path
+) -> None:
+    pids = tmp_path / "pids"
+    proc = await spawn(f"trap '' TERM; sleep 300 & echo $$ $! > {pids}; sleep 300")
+    started = time.monotonic()
+    result = await proc.wait(0.5, 1.0)
+    assert 1.4 <= time.monotonic() - started < 10
+    assert 1.4 <= result.duration < 10
+    assert result.timed_out and result.exit_code is None
+    await assert_no_survivors(proc, read_pids(pids))
+
+
+@pytest.mark.parametrize("command", [
+    "sh -c 'sleep 300 & echo $! > {pids}; echo hi'",
+    "(sleep 300 & echo $! > {pids}); echo hi",
+    "sleep 300 </dev/null >/dev/null 2>&1 & echo $! > {pids}; echo hi",
+])
+async def test_stragglers_are_killed_when_the_shell_exits(
+    spawn: Spawn, tmp_path: Path, command: str
+) -> None:
+    pids = tmp_path / "pids"
+    proc = await spawn(command.format(pids=pids))
+    started = time.monotonic()
+    result = await proc.wait(None, 2.0)
+    assert time.monotonic() - started < 3
+    assert (result.exit_code, result.error, result.stdout) == (0, None, b"hi\n")
+    await assert_no_survivors(proc, read_pids(pids))
+
+
+async def test_a_pipe_held_by_another_session_does_not_hang(spawn: Spawn, tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    proc = await spawn(f"setsid sleep 300 & echo $! > {pids}; echo hi")
+    try:
+        started = time.monotonic()
+        result = await proc.wait(None, 2.0)
+        assert time.monotonic() - started < 3
+        assert (result.exit_code, result.stdout) == (0, b"hi\n")
+    finally:
+        for pid in read_pids(pids):
+            os.kill(pid, signal.SIGKILL)
+
+
+async def test_kill_returns_promptly_with_the_reason(spawn: Spawn, tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    proc = await spawn(f"sleep 300 & echo $$ $! > {pids}; sleep 300")
+    task = asyncio.create_task(proc.wait(None, 5.0))
+    await async_wait_for(pids.exists)
+    started = time.monotonic()
+    proc.kill("canceled by user")
+    proc.kill("second reason is ignored")
+    result = await task
+    assert time.monotonic() - started < 3
+    assert result.killed_by == result.error == "canceled by user"
+    assert not result.timed_out
+    await assert_no_survivors(proc, read_pids(pids))
+    proc.kill("after the end is harmless")
+
+
+async def test_kill_before_wait_and_with_its_own_grace(spawn: Spawn, tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    proc = await spawn(f"trap '' TERM; echo $$ > {pids}; sleep 300")
+    await async_wait_for(pids.exists)
+    proc.kill("engine stopping", grace=0.3)
+    started = time.monotonic()
+    result = await proc.wait(None, 60.0)
+    assert time.monotonic() - started < 10
+    assert result.killed_by == "engine stopping" and result.exit_code is None
+    await assert_no_survivors(proc, read_pids(pids))
+
+
+async def test_cancelling_wait_still_kills_and_reaps(spawn: Spawn, tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    proc = await spawn(f"trap '' TERM; sleep 300 & echo $$ $! > {pids}; sleep 300")
+    task = asyncio.create_task(proc.wait(None, 0.5))
+    await async_wait_for(pids.exists)
+    await asyncio.sleep(0.2)  # a task cancelled before it first runs never enters wait() at all
+    task.cancel()
+    await asyncio.sleep(0.1)
+    task.cancel()  # a second cancel must not cut the cleanup short
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await assert_no_survivors(proc, read_pids(pids))
+
+
+# --- under uvloop, which the engine may use ---------------------------------------------------
+
+def test_the_same_under_uvloop(tmp_path: Path) -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> None:
+        pids = tmp_path / "pids"
+        proc = await JobProcess.spawn(f"sh -c 'sleep 300 & echo $! > {pids}; echo hi'",
+                                      cwd="/", env=ENV, output_limit=100)
+        result = await proc.wait(None, 2.0)
+        assert (result.exit_code, result.stdout) == (0, b"hi\n")
+        await assert_no_survivors(proc, read_pids(pids))
+        proc = await JobProcess.spawn("sleep 300", cwd="/", env=ENV, output_limit=100)
+        result = await proc.wait(0.3, 2.0)
+        assert result.timed_out
+        await assert_no_survivors(proc)
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(scenario())
