@@ -244,7 +244,7 @@ async def _engine_status() -> dict[str, Any]:
 
 @cli.command(name="list")
 @click.option("--state", help="Only jobs in this state.")
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=50, show_default=True)
 @json_option
 @home_option
 async def list_(state: str | None, limit: int, as_json: bool) -> None:
@@ -283,7 +283,7 @@ async def dlq() -> None:
 
 
 @dlq.command(name="list")
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=50, show_default=True)
 @json_option
 @home_option
 async def dlq_list(limit: int, as_json: bool) -> None:

@@ -267,7 +267,8 @@ def spec_from_dict(data: Any, default_cwd: str) -> JobSpec:
             if data.get("max_retries") is not None
             else None
         ),
-        priority=validate_int("priority", data.get("priority", 0)),
+        priority=(validate_int("priority", data["priority"])
+                  if data.get("priority") is not None else 0),
         timeout=validate_timeout(data["timeout"]) if data.get("timeout") is not None else None,
         run_at=parse_time(run_at) if run_at is not None else None,
         env=validate_env(data["env"]) if data.get("env") is not None else {},

@@ -260,6 +260,8 @@ class SqliteStore:
 
     @_translated
     async def retry_dead(self, job_ids: Sequence[str] | None, now: float) -> list[str]:
+        if job_ids is not None:
+            job_ids = list(dict.fromkeys(job_ids))  # naming a job twice retries it once
         async with self._write() as conn:
             if job_ids is None:
                 return [row[0] for row in await self._rows("retry_all_dead", {"now": now})]
