@@ -401,7 +401,7 @@ async def worker_start(concurrency: int | None, until_empty: bool, quiet: bool, 
 @home_option
 async def worker_stop(timeout: str | None, now: bool) -> None:
     """Stop the engine: running jobs finish first unless --timeout or --now."""
-    from queuectl.lock import holder
+    from queuectl.lock import alive, holder
 
     after = parse_duration(timeout) if timeout is not None else None
     reply = await _engine_call("stop", kill_after=after, now=now)
@@ -411,7 +411,8 @@ async def worker_stop(timeout: str | None, now: bool) -> None:
         limit = f"; killing them after {render.duration(after)}" if after is not None else ""
         click.echo(f"stopping engine (pid {pid}): waiting for {running} running "
                    f"job{'s' if running != 1 else ''} to finish{limit}")
-    while holder(_path(LOCK_NAME)) is not None:
+    # The lock goes before the process has finished exiting: wait for both.
+    while holder(_path(LOCK_NAME)) is not None or (pid and alive(pid)):
         await asyncio.sleep(0.05)
     click.echo(f"engine (pid {pid}) stopped")
 
