@@ -1,0 +1,466 @@
+"""The engine end to end: a real `queuectl worker start` process running real shell commands.
+
+Every test starts its engines through `engine_factory`, which stops them (and kills any job a
+killed engine left running) at the end of the test, pass or fail, and prints their logs.
+Waiting is by polling the queue's database, never by fixed sleeps, except where the passing of
+time is what is tested.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_process import EngineProcess, attempts, job, jobs, list_jobs, show, states, timestamp
+from helpers import assert_one_line_error, seed, wait_for
+
+StartEngine = Callable[..., EngineProcess]
+MB = 1024 * 1024
+
+
+@pytest.fixture
+def engine_factory(home: Path) -> Iterator[StartEngine]:
+    """`start(*worker_start_args, env=None, cwd=None)` starts an engine on the test's home."""
+    started: list[EngineProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None,
+              cwd: Path | None = None) -> EngineProcess:
+        engine = EngineProcess(home, *args, env=env, cwd=cwd)
+        started.append(engine)
+        return engine
+
+    try:
+        yield start
+    finally:
+        for engine in started:
+            engine.close()
+        for engine in started:  # shown by pytest when the test failed
+            print(f"--- engine pid {engine.pid} {' '.join(engine.args)}: exit "
+                  f"{engine.proc.returncode}\n{engine.log()}")
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def enqueue_jobs(cli: Any, home: Path, specs: Sequence[dict[str, Any]]) -> None:
+    """Enqueue with one `enqueue --file` of JSON lines."""
+    path = home / f"jobs-{time.monotonic_ns()}.jsonl"
+    path.write_text("".join(json.dumps(spec) + "\n" for spec in specs))
+    result = cli("enqueue", "--file", str(path), check=True)
+    assert result.stdout.strip() == f"enqueued {len(specs)} jobs"
+
+
+def configure(cli: Any, **values: str) -> None:
+    for key, value in values.items():
+        cli("config", "set", key.replace("_", "-"), value, check=True)
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie (an orphaned zombie waits for init; it is dead)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return text[text.rindex(b")") + 2 :].split()[0] != b"Z"
+
+
+def group_members(pgid: int) -> list[int]:
+    """Processes of group `pgid` that still run."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{entry}/stat").read_bytes()
+        except OSError:
+            continue
+        state, _ppid, pgrp = text[text.rindex(b")") + 2 :].split()[:3]
+        if int(pgrp) == pgid and state != b"Z":
+            found.append(int(entry))
+    return found
+
+
+def all_in_state(home: Path, ids: Sequence[str], state: str, with_pid: bool = False) -> bool:
+    rows = jobs(home)
+    return all(job_id in rows and rows[job_id]["state"] == state
+               and (not with_pid or rows[job_id]["pid"]) for job_id in ids)
+
+
+def max_overlap(intervals: Sequence[tuple[float, float]]) -> int:
+    """The most half-open intervals [start, end) that share one moment."""
+    events = sorted([(end, -1) for _start, end in intervals]
+                    + [(start, 1) for start, _end in intervals])
+    most = now = 0
+    for _at, delta in events:
+        now += delta
+        most = max(most, now)
+    return most
+
+
+def peak_kib(engine: EngineProcess) -> int:
+    """The engine's peak resident memory so far (VmHWM), in KiB."""
+    return int(engine.status()["VmHWM"].split()[0])
+
+
+# --- 1. many jobs -----------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_500_jobs_each_run_exactly_once(home: Path, cli: Any,
+                                        engine_factory: StartEngine) -> None:
+    out = home / "out.txt"
+    ids = [f"job-{n:03d}" for n in range(500)]
+    enqueue_jobs(cli, home, [{"id": job_id, "command": f"echo {job_id} >> {out}"}
+                             for job_id in ids])
+    assert Counter(states(home).values()) == {"pending": 500}
+
+    engine = engine_factory("--concurrency", "20", "--until-empty")
+    assert engine.wait(timeout=90) == 0
+
+    lines = out.read_text().splitlines()
+    duplicates = [line for line, count in Counter(lines).items() if count > 1]
+    assert duplicates == []
+    assert sorted(lines) == ids
+    rows = jobs(home)
+    assert {row["state"] for row in rows.values()} == {"completed"}
+    assert {(row["attempts"], row["runs"], row["exit_code"]) for row in rows.values()} == {
+        (1, 1, 0)}
+    assert {row["state"] for row in list_jobs(cli)} == {"completed"}
+    assert len(list_jobs(cli)) == 500
+    assert "engine stopped: 500 completed, 0 failed" in engine.log()
+
+    spans = [(a["started_at"], a["finished_at"]) for job_id in ids for a in attempts(home, job_id)]
+    assert len(spans) == 500  # one attempt each
+    assert all(start <= end for start, end in spans)
+    assert 2 <= max_overlap(spans) <= 20  # ran concurrently, never above the limit
+
+
+# --- 2. retries, the DLQ, and back ------------------------------------------------------------
+
+@pytest.mark.slow
+def test_failing_job_retries_then_dies_and_dlq_retry_revives_it(
+        home: Path, cli: Any, engine_factory: StartEngine) -> None:
+    configure(cli, backoff_base="1", backoff_jitter="0")
+    marker = home / "marker"
+    command = (f'echo "try $QUEUECTL_ATTEMPT"; '
+               f'test -e {marker} || {{ echo "no marker" >&2; exit 3; }}')
+    cli("enqueue", json.dumps({"id": "flaky", "command": command, "max_retries": 2}), check=True)
+
+    engine = engine_factory("--until-empty")
+    assert engine.wait(timeout=30) == 0
+
+    dead = show(cli, "flaky")
+    assert (dead["state"], dead["attempts"], dead["runs"]) == ("dead", 3, 3)
+    assert dead["exit_code"] == 3
+    assert dead["last_error"] == "exit code 3 (stderr: no marker)"
+    history = dead["history"]
+    assert [a["run"] for a in history] == [1, 2, 3]
+    assert [a["exit_code"] for a in history] == [3, 3, 3]
+    assert all("exit code 3" in a["error"] for a in history)
+    assert [a["stdout"] for a in history] == ["try 1\n", "try 2\n", "try 3\n"]
+    for before, after in itertools.pairwise(history):  # backoff-base 1: 1 s apart
+        assert timestamp(after["started_at"]) - timestamp(before["finished_at"]) >= 0.9
+    log = engine.log()
+    assert log.count("flaky failed after") == 2
+    assert "flaky dead after 3 attempts" in log
+    assert [j["id"] for j in json.loads(cli("dlq", "list", "--json", check=True).stdout)] == [
+        "flaky"]
+
+    assert cli("dlq", "retry", "flaky", check=True).stdout.strip() == "retried 1 job"
+    revived = show(cli, "flaky")
+    assert (revived["state"], revived["attempts"], revived["last_error"]) == ("pending", 0, None)
+    assert len(revived["history"]) == 3  # kept
+    assert json.loads(cli("dlq", "list", "--json", check=True).stdout) == []
+
+    marker.touch()  # this time round the command succeeds
+    engine = engine_factory("--until-empty")
+    assert engine.wait(timeout=30) == 0
+    done = show(cli, "flaky")
+    assert (done["state"], done["attempts"], done["runs"], done["exit_code"]) == (
+        "completed", 1, 4, 0)
+    assert len(done["history"]) == 4
+    last = done["history"][-1]
+    assert (last["run"], last["exit_code"], last["error"]) == (4, 0, None)
+    assert last["stdout"] == "try 1\n"  # attempts were reset: this is attempt 1 again
+    assert "flaky completed in" in engine.log()
+
+
+# --- 3. timeouts --------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_timeout_kills_the_whole_process_group(home: Path, cli: Any,
+                                               engine_factory: StartEngine) -> None:
+    configure(cli, kill_grace="1")
+    pids = home / "pids"
+    # the shell, a child that ignores SIGTERM (only the SIGKILL after the grace ends it), and a
+    # plain background child
+    command = (f"echo $$ > {pids}; (trap '' TERM; exec sleep 300) & echo $! >> {pids}; "
+               f"sleep 300 & echo $! >> {pids}; wait")
+    cli("enqueue", json.dumps({"id": "slow", "command": command, "timeout": 1,
+                               "max_retries": 0}), check=True)
+
+    engine = engine_factory("--until-empty")
+    assert engine.wait(timeout=30) == 0
+
+    recorded = [int(word) for word in pids.read_text().split()]
+    assert len(recorded) == 3
+    assert [pid for pid in recorded if running(pid)] == []
+    assert group_members(recorded[0]) == []
+    result = show(cli, "slow")
+    assert result["state"] == "dead"
+    assert "timed out after 1s" in result["last_error"]
+    [attempt] = result["history"]
+    assert "timed out" in attempt["error"]
+    assert attempt["exit_code"] is None  # the shell died by a signal
+    # timeout 1 s, then SIGTERM; the TERM-ignoring child lives until the SIGKILL 1 s later
+    assert 1.9 <= attempt["duration"] < 10
+    assert "slow dead after 1 attempt" in engine.log()
+
+
+# --- 4. run_at ----------------------------------------------------------------------------------
+
+def test_scheduled_jobs_do_not_start_early(home: Path, cli: Any,
+                                           engine_factory: StartEngine) -> None:
+    engine = engine_factory()
+    wait_for(engine.started)
+    before = time.time()
+    cli("enqueue", "--id", "delayed", "--delay", "2s", "--", "true", check=True)
+    after = time.time()
+    plus_two = timezone(timedelta(hours=2))
+    at = (datetime.now(UTC) + timedelta(seconds=1.5)).astimezone(plus_two).isoformat()
+    cli("enqueue", "--id", "at", "--run-at", at, "--", "true", check=True)
+
+    wait_for(lambda: all_in_state(home, ["delayed", "at"], "completed"), timeout=15)
+    for job_id in ("delayed", "at"):
+        result = show(cli, job_id)
+        run_at = timestamp(result["run_at"])
+        if job_id == "delayed":  # now + 2 s, "now" being during the enqueue command
+            assert before + 2 - 0.002 <= run_at <= after + 2
+        else:
+            assert abs(run_at - datetime.fromisoformat(at).timestamp()) < 0.002
+        [attempt] = result["history"]
+        started = timestamp(attempt["started_at"])
+        assert started >= run_at - 0.1, f"{job_id} started {run_at - started:.3f}s early"
+        assert started - run_at < 2.0, f"{job_id} started {started - run_at:.3f}s late"
+    assert engine.stop() == 0
+
+
+# --- 5. priorities ------------------------------------------------------------------------------
+
+def test_higher_priority_runs_first(home: Path, cli: Any, engine_factory: StartEngine) -> None:
+    out = home / "out"
+    # ids and file order differ from priority order, so neither can pass for it
+    enqueue_jobs(cli, home, [{"id": f"{name}-p{priority}", "command": f"echo {priority} >> {out}",
+                              "priority": priority}
+                             for name, priority in (("a", 1), ("b", 10), ("c", 5), ("d", 0))])
+    engine = engine_factory("--until-empty", "-c", "1")
+    assert engine.wait(timeout=30) == 0
+    assert out.read_text().split() == ["10", "5", "1", "0"]
+    assert set(states(home).values()) == {"completed"}
+
+
+# --- 6. huge output -----------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_huge_output_keeps_a_bounded_tail(home: Path, cli: Any,
+                                          engine_factory: StartEngine) -> None:
+    configure(cli, output_limit="64KiB")
+    command = r"head -c 50000000 /dev/zero | tr '\0' x; echo; echo END; echo err >&2"
+    engine = engine_factory()
+    wait_for(engine.started)
+    idle_kib = peak_kib(engine)
+    cli("enqueue", "--id", "big", "--", command, check=True)
+    wait_for(lambda: job(home, "big")["state"] == "completed", timeout=60)
+    busy_kib = peak_kib(engine)
+    assert engine.stop() == 0
+
+    result = cli("logs", "big", check=True)
+    marker = "[... earlier output truncated ...]\n"
+    assert result.stdout.startswith(marker)
+    tail = result.stdout[len(marker):]
+    assert len(tail) == 64 * 1024
+    assert tail.endswith("x\nEND\n")
+    assert set(tail[: -len("\nEND\n")]) == {"x"}
+    assert result.stderr == "err\n"  # small: kept whole, no marker
+    [attempt] = show(cli, "big")["history"]
+    assert (attempt["stdout_truncated"], attempt["stderr_truncated"]) == (True, False)
+    # holding even one copy of the 50 MB would show
+    assert (busy_kib - idle_kib) * 1024 < 30 * MB, f"peak memory {idle_kib} -> {busy_kib} KiB"
+    assert busy_kib * 1024 < 150 * MB, f"engine peak memory {busy_kib} KiB"
+
+
+# --- 7. kill -9 and recovery --------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_jobs_of_a_killed_engine_run_again_exactly_once(home: Path, cli: Any,
+                                                        engine_factory: StartEngine) -> None:
+    configure(cli, backoff_base="1", backoff_jitter="0")
+    out = home / "out"
+    ids = [f"crash-{n}" for n in range(10)]
+    enqueue_jobs(cli, home, [{"id": job_id, "command": f"sleep 4; echo {job_id} >> {out}"}
+                             for job_id in ids])
+    first = engine_factory("-c", "10")
+    wait_for(lambda: all_in_state(home, ids, "processing", with_pid=True), timeout=15)
+    groups = {job_id: row["pid"] for job_id, row in jobs(home).items()}
+    owner = job(home, ids[0])["lease_owner"]
+
+    first.kill9()
+    # the jobs live on in their own sessions: that is what recovery must clean up
+    assert all(group_members(pgid) for pgid in groups.values())
+    second = engine_factory("--until-empty", "-c", "10")
+    assert second.wait(timeout=60) == 0
+
+    lines = out.read_text().splitlines()
+    assert sorted(lines) == ids  # once each: the orphans were killed before their echo
+    assert [job_id for job_id, pgid in groups.items() if group_members(pgid)] == []
+    rows = jobs(home)
+    assert {rows[job_id]["state"] for job_id in ids} == {"completed"}
+    assert not any(row["state"] == "processing" for row in rows.values())
+    for job_id in ids:
+        runs = attempts(home, job_id)
+        assert len(runs) == 2
+        assert "the engine running the job died" in runs[0]["error"]
+        assert owner in runs[0]["error"]
+        assert runs[0]["engine"] == owner
+        assert (runs[1]["exit_code"], runs[1]["error"]) == (0, None)
+        assert rows[job_id]["attempts"] == 2  # the lost run counted as a failed attempt
+    history = show(cli, ids[0])["history"]
+    assert "the engine running the job died" in history[0]["error"]
+    log = second.log()
+    assert "recovered 10 jobs left by a dead engine" in log
+    assert log.count("killed process group") == 10
+
+
+# --- 8. stopping ------------------------------------------------------------------------------
+
+def test_sigterm_lets_running_jobs_finish(home: Path, cli: Any,
+                                          engine_factory: StartEngine) -> None:
+    out = home / "out"
+    ids = ["t1", "t2", "t3"]
+    enqueue_jobs(cli, home, [
+        *({"id": job_id, "command": f"sleep 1.5; echo done >> {out}", "priority": 1}
+          for job_id in ids),
+        {"id": "waiting", "command": f"echo waiting >> {out}"},  # no free slot: never claimed
+    ])
+    engine = engine_factory("-c", "3")
+    wait_for(lambda: all_in_state(home, ids, "processing", with_pid=True), timeout=15)
+    assert not out.exists()
+
+    assert engine.stop(signal.SIGTERM, timeout=30) == 0
+    assert out.read_text() == "done\n" * 3
+    rows = jobs(home)
+    assert [rows[job_id]["state"] for job_id in ids] == ["completed"] * 3
+    assert (rows["waiting"]["state"], rows["waiting"]["runs"]) == ("pending", 0)
+    log = engine.log()
+    assert "SIGTERM: stopping; 3 running jobs will finish" in log
+    assert "engine stopped: 3 completed, 0 failed" in log
+
+
+def test_second_sigterm_kills_jobs_and_returns_them_to_pending(
+        home: Path, cli: Any, engine_factory: StartEngine) -> None:
+    configure(cli, kill_grace="1")
+    ids = ["long1", "long2"]
+    enqueue_jobs(cli, home, [{"id": job_id, "command": "sleep 30"} for job_id in ids])
+    engine = engine_factory("-c", "2")
+    wait_for(lambda: all_in_state(home, ids, "processing", with_pid=True), timeout=15)
+    groups = [job(home, job_id)["pid"] for job_id in ids]
+
+    engine.send(signal.SIGTERM)
+    wait_for(lambda: "SIGTERM: stopping" in engine.log())
+    assert engine.alive()  # still waiting for its jobs
+    sent = time.monotonic()
+    assert engine.stop(signal.SIGTERM, timeout=20) == 0
+    assert time.monotonic() - sent < 8  # far from the jobs' 30 s
+
+    assert [pgid for pgid in groups if group_members(pgid)] == []
+    for job_id in ids:
+        result = show(cli, job_id)
+        assert (result["state"], result["attempts"], result["runs"]) == ("pending", 0, 1)
+        assert result["lease_owner"] is None and result["pid"] is None
+        [attempt] = result["history"]
+        assert attempt["error"] == "interrupted: the engine was stopped"
+        assert attempt["finished_at"] is not None
+    assert "killing 2 running jobs" in engine.log()
+
+
+# --- 9. one engine per queue --------------------------------------------------------------------
+
+def test_a_second_engine_on_the_same_queue_is_refused(home: Path, cli: Any,
+                                                      engine_factory: StartEngine) -> None:
+    first = engine_factory()
+    wait_for(first.started)
+
+    result = cli("worker", "start", "--until-empty")
+    message = assert_one_line_error(result, 2)
+    assert f"already running (pid {first.pid})" in message
+    assert first.alive()
+
+    assert first.stop() == 0
+    cli("worker", "start", "--until-empty", check=True)  # the lock went with the first engine
+
+
+# --- 10. cwd and environment --------------------------------------------------------------------
+
+def test_missing_cwd_fails_clearly_and_the_job_environment_is_set(
+        home: Path, cli: Any, engine_factory: StartEngine) -> None:
+    configure(cli, backoff_base="1", backoff_jitter="0")
+    gone = home / "gone"
+    gone.mkdir()
+    work = home / "work"
+    work.mkdir()
+    command = ('printf "%s|%s|%s|%s|%s\\n" "$QUEUECTL_JOB_ID" "$QUEUECTL_ATTEMPT" "$GREETING" '
+               '"$FROM_ENGINE" "$SHARED"; pwd -P; [ "$QUEUECTL_ATTEMPT" -ge 2 ]')
+    enqueue_jobs(cli, home, [
+        {"id": "homeless", "command": "true", "cwd": str(gone), "max_retries": 0},
+        {"id": "envjob", "command": command, "cwd": str(work), "max_retries": 1,
+         "env": {"GREETING": "hello world", "SHARED": "from the job"}},
+    ])
+    gone.rmdir()
+
+    engine = engine_factory("--until-empty",
+                            env={"FROM_ENGINE": "inherited", "SHARED": "from the engine"})
+    assert engine.wait(timeout=30) == 0
+
+    homeless = show(cli, "homeless")
+    assert homeless["state"] == "dead"
+    assert str(gone) in homeless["last_error"]
+    assert "does not exist" in homeless["last_error"]
+    assert "does not exist" in homeless["history"][0]["error"]
+    assert str(gone) in engine.log()
+
+    result = show(cli, "envjob")
+    assert (result["state"], result["attempts"]) == ("completed", 2)
+    real_work = os.path.realpath(work)
+    assert [a["stdout"] for a in result["history"]] == [
+        f"envjob|{n}|hello world|inherited|from the job\n{real_work}\n" for n in (1, 2)]
+    assert [a["exit_code"] for a in result["history"]] == [1, 0]
+
+
+# --- 11. noticing new jobs ----------------------------------------------------------------------
+
+def test_idle_engine_notices_jobs_enqueued_by_other_processes(
+        home: Path, cli: Any, engine_factory: StartEngine) -> None:
+    engine = engine_factory()
+    wait_for(engine.started)
+    time.sleep(1.0)  # idle for a while: what is tested is that idling does not make it deaf
+
+    # without the CLI's wake-up call over the control socket: only the poll can see this one
+    seed(home, pending=["polled"])
+    wait_for(lambda: job(home, "polled")["state"] == "completed", timeout=10)
+    cli("enqueue", "--id", "woken", "--", "true", check=True)
+    wait_for(lambda: job(home, "woken")["state"] == "completed", timeout=10)
+
+    for job_id in ("polled", "woken"):
+        row = job(home, job_id)
+        [attempt] = attempts(home, job_id)
+        lag = attempt["started_at"] - row["created_at"]
+        assert 0 <= lag < 1.0, f"{job_id} started {lag:.3f}s after it was enqueued"
+        assert show(cli, job_id)["history"][0]["exit_code"] == 0
+    assert engine.stop() == 0
