@@ -119,6 +119,8 @@ class Engine:
         self.paused = False
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        # Encoded once: encoding the whole environment for every job costs ~10% of a `true`.
+        self._environ = {os.fsencode(k): os.fsencode(v) for k, v in os.environ.items()}
 
     @property
     def stopping(self) -> bool:
@@ -257,8 +259,9 @@ class Engine:
         job = slot.job
         log.info("%s started (attempt %d/%d): %s", job.id, job.attempts, job.max_retries + 1,
                  shorten(job.command))
-        env = {**os.environ, **job.env, "QUEUECTL_JOB_ID": job.id,
-               "QUEUECTL_ATTEMPT": str(job.attempts), "QUEUECTL_ENGINE": self.id}
+        env = {**self._environ, **{os.fsencode(k): os.fsencode(v) for k, v in job.env.items()},
+               b"QUEUECTL_JOB_ID": job.id.encode(), b"QUEUECTL_ATTEMPT": b"%d" % job.attempts,
+               b"QUEUECTL_ENGINE": self.id.encode()}
         try:
             process = await JobProcess.spawn(job.command, cwd=job.cwd, env=env,
                                              output_limit=config["output-limit"],

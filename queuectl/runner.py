@@ -15,7 +15,7 @@ import signal
 import stat
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from queuectl.errors import QueuectlError
@@ -23,6 +23,7 @@ from queuectl.errors import QueuectlError
 logger = logging.getLogger(__name__)
 
 OutputCallback = Callable[[str, bytes], None]
+Environment = Mapping[str, str] | Mapping[bytes, bytes]  # the complete environment of the job
 
 _STREAMS = {1: "stdout", 2: "stderr"}
 _POLL = 0.02  # how often to look whether a signalled group has emptied
@@ -122,7 +123,7 @@ class JobProcess:
         self._kill_timer: asyncio.TimerHandle | None = None
 
     @classmethod
-    async def spawn(cls, command: str, *, cwd: str, env: dict[str, str], output_limit: int,
+    async def spawn(cls, command: str, *, cwd: str, env: Environment, output_limit: int,
                     on_output: OutputCallback | None = None) -> JobProcess:
         problem = _cwd_problem(cwd)
         if problem is not None:
