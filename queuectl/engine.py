@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from queuectl.backoff import retry_delay
-from queuectl.errors import InvalidTransition
+from queuectl.errors import InvalidTransition, QueuectlError
 from queuectl.faults import crash_point
 from queuectl.models import Job, JobState, Outcome, OutcomeKind
 from queuectl.reaper import kill_orphans
@@ -190,7 +190,14 @@ class Engine:
         await self.recover(config)
         renewer = asyncio.create_task(self._renew_leases())
         try:
-            await self._dispatch()
+            try:
+                await self._dispatch()
+            except QueuectlError as exc:  # the queue itself failed: results cannot be kept
+                log.error("engine stopping: %s", exc)
+                self.stop(kill=True)
+                await asyncio.gather(*[slot.task for slot in self.running.values() if slot.task],
+                                     return_exceptions=True)
+                raise
             tasks = [slot.task for slot in self.running.values() if slot.task]
             if tasks:
                 log.info("waiting for %d running job%s to finish", len(tasks),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -110,6 +111,7 @@ class SqliteStore:
         self._write_lock = asyncio.Lock()
         self._pending: list[_Write] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._identity = self._file_identity()
 
     @classmethod
     async def open(cls, home: Path, *, durable: bool = True) -> SqliteStore:
@@ -129,6 +131,21 @@ class SqliteStore:
             await conn.close()
             raise
         return store
+
+    def _file_identity(self) -> tuple[int, int]:
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            raise StorageError(f"queue database {str(self.path)!r} was deleted while in use; "
+                               "its queue is gone (restore it from a backup)") from None
+        return info.st_dev, info.st_ino
+
+    def _check_file(self) -> None:
+        """SQLite in WAL mode goes on writing to a deleted file; a long-lived engine must
+        notice instead of running jobs whose results vanish (a new queue may stand there)."""
+        if self._file_identity() != self._identity:
+            raise StorageError(f"queue database {str(self.path)!r} was replaced by another "
+                               "file while in use; restart the engine")
 
     def storage_error(self, exc: sqlite3.Error) -> StorageError:
         text = str(exc)
@@ -303,6 +320,7 @@ class SqliteStore:
 
     @_translated
     async def claim(self, owner: str, limit: int, now: float, lease: float) -> list[Job]:
+        self._check_file()
         params = {"owner": owner, "until": now + lease, "now": now, "limit": limit}
         async with self._write() as conn:
             jobs = [_job(row) for row in await self._rows("claim", params)]
@@ -319,6 +337,7 @@ class SqliteStore:
 
     @_translated
     async def renew_leases(self, owner: str, until: float) -> None:
+        self._check_file()
         async with self._write() as conn:
             await conn.execute(SQL["renew_leases"], {"owner": owner, "until": until})
 
@@ -422,4 +441,5 @@ class SqliteStore:
     @_translated
     async def change_marker(self) -> int:
         """PRAGMA data_version: it moves when another connection commits."""
+        self._check_file()
         return await self._pragma("data_version")
