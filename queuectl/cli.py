@@ -178,11 +178,15 @@ async def _enqueue_file(path: str, cwd: str) -> None:
 
 
 def _read_lines(path: str) -> list[str]:
+    """Lines end at \\n only: JSON strings may hold U+2028 and other characters that
+    str.splitlines() would also split on."""
     try:
         if path == "-":
-            return sys.stdin.read().splitlines()
-        with open(path, encoding="utf-8") as handle:
-            return handle.read().splitlines()
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        return [line.removesuffix("\r") for line in data.decode("utf-8").split("\n")]
     except OSError as exc:
         raise BadInput(f"cannot read {path!r}: {exc.strerror}") from None
     except UnicodeDecodeError:

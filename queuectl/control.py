@@ -151,7 +151,7 @@ class ControlServer:
             return None
         try:
             message = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise _BadRequest("request is not valid JSON") from None
         if not isinstance(message, dict):
             raise _BadRequest("request must be a JSON object")
@@ -191,7 +191,9 @@ def engine_handler(engine: Engine) -> Handler:
                 await send({"ok": True, "end": True})
             case "stop":
                 after = request.get("kill_after")
-                if after is not None and (not isinstance(after, int | float) or after < 0):
+                if after is not None and (isinstance(after, bool)
+                                          or not isinstance(after, int | float)
+                                          or not 0 <= after < 1e9):  # NaN fails this too
                     raise _BadRequest("kill_after must be a number of seconds >= 0")
                 engine.stop(kill=bool(request.get("now")), after=after)
                 await send({"ok": True, "end": True, "running": len(engine.running)})

@@ -8,6 +8,7 @@ error from its log instead of a pid that is already gone.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -41,8 +42,10 @@ async def start_detached(options: WorkerOptions, log_path: Path, socket_path: Pa
     if pid is not None:
         raise EngineRunning(f"an engine is already running (pid {pid}) on this queue; stop it "
                             "first with `queuectl worker stop`")
-    with open(log_path, "ab") as log:
-        offset = log.tell()
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
+    with os.fdopen(fd, "ab") as log:
+        offset = log.seek(0, os.SEEK_END)
         process = subprocess.Popen(_argv(options), stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=log, start_new_session=True, close_fds=True)
     deadline = time.monotonic() + START_TIMEOUT

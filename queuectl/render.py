@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from queuectl.models import Attempt, Job, JobState
+from queuectl.models import Attempt, Job, JobState, printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -117,6 +117,12 @@ def console() -> Console:
     return Console(highlight=False, soft_wrap=False, width=width)
 
 
+def _text(value: str) -> str:
+    from rich.markup import escape
+
+    return escape(printable(value))
+
+
 def shorten(text: str, width: int = 60) -> str:
     line = " ".join(text.split())
     return line if len(line) <= width else line[: width - 1] + "…"
@@ -127,7 +133,6 @@ def _state(state: JobState) -> str:
 
 
 def jobs_table(jobs: Sequence[Job], title: str | None = None) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     out = console()
@@ -153,7 +158,7 @@ def jobs_table(jobs: Sequence[Job], title: str | None = None) -> None:
             table.add_column(name, no_wrap=True, min_width=width,
                              justify="right" if name in ("PRI", "TRIES") else "left")
     for row, job in zip(rows, jobs, strict=True):
-        cells = [escape(cell) for cell in row]
+        cells = [_text(cell) for cell in row]
         cells[1] = _state(job.state)
         table.add_row(*cells)
     out.print(table)
@@ -174,7 +179,6 @@ def counts_table(counts: dict[JobState, int], extra: Iterable[tuple[str, str]] =
 
 
 def status(counts: dict[JobState, int], engine: dict[str, Any]) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     if not engine["running"]:
@@ -194,13 +198,12 @@ def status(counts: dict[JobState, int], engine: dict[str, Any]) -> None:
     for name in ("ID", "ATTEMPT", "ELAPSED", "PID", "COMMAND"):
         table.add_column(name, no_wrap=True, overflow="ellipsis")
     for job in running:
-        table.add_row(escape(job["id"]), str(job["attempt"]), duration(job["elapsed"]),
-                      str(job["pid"] or "-"), escape(shorten(job["command"])))
+        table.add_row(_text(job["id"]), str(job["attempt"]), duration(job["elapsed"]),
+                      str(job["pid"] or "-"), _text(shorten(job["command"])))
     console().print(table)
 
 
 def job_detail(job: Job, attempts: Sequence[Attempt]) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     out = console()
@@ -209,20 +212,20 @@ def job_detail(job: Job, attempts: Sequence[Attempt]) -> None:
     fields.add_column(overflow="fold")
     timeout = "none" if job.timeout is None else duration(job.timeout)
     for label, value in (
-        ("id", escape(job.id)), ("state", _state(job.state)), ("command", escape(job.command)),
-        ("cwd", escape(job.cwd)),
-        ("env", escape(" ".join(f"{k}={v}" for k, v in job.env.items())) or "-"),
+        ("id", _text(job.id)), ("state", _state(job.state)), ("command", _text(job.command)),
+        ("cwd", _text(job.cwd)),
+        ("env", _text(" ".join(f"{k}={v}" for k, v in job.env.items())) or "-"),
         ("priority", str(job.priority)),
         ("attempts", f"{job.attempts} of {job.max_retries + 1} (max_retries {job.max_retries})"),
         ("timeout", timeout), ("created", local_time(job.created_at)),
         ("run at", local_time(job.run_at)), ("next run", local_time(job.next_run_at)),
         ("started", local_time(job.started_at)), ("finished", local_time(job.finished_at)),
         ("exit code", "-" if job.exit_code is None else str(job.exit_code)),
-        ("last error", escape(job.last_error or "-")),
+        ("last error", _text(job.last_error or "-")),
     ):
         fields.add_row(label, value)
     if job.lease_owner:
-        fields.add_row("held by", f"{escape(job.lease_owner)} until "
+        fields.add_row("held by", f"{_text(job.lease_owner)} until "
                                   f"{local_time(job.lease_expires_at)} (pid {job.pid or '-'})")
     out.print(fields)
     if not attempts:
@@ -235,7 +238,7 @@ def job_detail(job: Job, attempts: Sequence[Attempt]) -> None:
         table.add_row(
             str(attempt.run), local_time(attempt.started_at), duration(attempt.duration),
             "-" if attempt.exit_code is None else str(attempt.exit_code),
-            escape(attempt.error or ""),
+            _text(attempt.error or ""),
         )
     out.print()
     out.print(table)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from queuectl.errors import QueuectlError
+from queuectl.models import printable
 
 logger = logging.getLogger(__name__)
 
@@ -281,7 +282,7 @@ def _describe_exit(code: int, stderr: bytes) -> str | None:
 def _last_line(data: bytes) -> str:
     """The last non-empty line, which is where a failing command usually says why."""
     for line in reversed(data[-4096:].decode(errors="replace").splitlines()):
-        line = line.strip()
+        line = printable(line.strip())
         if line:
             return line if len(line) <= _HINT_CHARS else line[: _HINT_CHARS - 1] + "…"
     return ""

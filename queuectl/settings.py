@@ -43,14 +43,17 @@ def ensure_home(home: Path) -> Path:
         raise QueuectlError(f"cannot create queue home {str(home)!r}: {exc.strerror}") from None
     if not stat.S_ISDIR(info.st_mode):
         raise QueuectlError(f"queue home {str(home)!r} is not a directory; pick another --home")
-    if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+    if info.st_uid != os.getuid():  # its owner could swap queue.db or engine.log for a symlink
+        raise QueuectlError(f"queue home {str(home)!r} belongs to another user (uid "
+                            f"{info.st_uid}); use a directory of your own")
+    if stat.S_IMODE(info.st_mode) & 0o077:
         os.chmod(home, 0o700)
     return home
 
 
 # --- config keys ------------------------------------------------------------------------------
 
-_SIZE = re.compile(r"^\s*(\d+)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE = re.compile(r"^\s*(\d{1,20})\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {None: 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb": 1000**2,
                "mib": 1024**2, "g": 1024**3, "gb": 1000**3, "gib": 1024**3}
 

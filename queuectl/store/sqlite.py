@@ -8,6 +8,7 @@ connection waits up to `BUSY_TIMEOUT_MS` for a lock. All SQL is in sqlite.sql.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -117,8 +118,12 @@ class SqliteStore:
     async def open(cls, home: Path, *, durable: bool = True) -> SqliteStore:
         path = ensure_home(home) / DB_NAME
         try:
+            # Created 0600 (it holds job output); SQLite gives -wal and -shm the same mode.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                                 0o600))
             conn = await aiosqlite.connect(path, isolation_level=None)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open queue database {str(path)!r}: {exc}") from None
         conn.row_factory = sqlite3.Row
         store = cls(path, conn)
