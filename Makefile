@@ -3,8 +3,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install test demo lint clean
+.PHONY: install test demo lint clean bench bench-peers soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,10 @@ $(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]' --config-settings editable_mode=compat
+	touch $@
+
 install: $(STAMP)
 
 test: $(TEST_STAMP)
@@ -25,6 +30,12 @@ test: $(TEST_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py
+
+bench-peers: $(BENCH_STAMP)
+	$(BIN)/python scripts/bench_peers.py
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check queuectl tests scripts

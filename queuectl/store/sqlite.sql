@@ -99,12 +99,20 @@ SELECT key, value FROM config
 INSERT INTO config (key, value) VALUES (?, ?)
     ON CONFLICT (key) DO UPDATE SET value = excluded.value
 
+-- name: count_due
+-- How many jobs are runnable now, counted only up to :limit (a bounded scan of jobs_due).
+SELECT count(*) FROM (SELECT 1 FROM jobs INDEXED BY jobs_due
+                       WHERE state IN ('pending', 'failed') AND next_run_at <= :now
+                       LIMIT :limit)
+
 -- name: claim
+-- :limit is at most the number of due jobs, so the scan of jobs_runnable stops as soon as it
+-- has them all instead of walking through the future-dated jobs behind them.
 UPDATE jobs
    SET state = 'processing', attempts = attempts + 1, runs = runs + 1,
        lease_owner = :owner, lease_expires_at = :until, started_at = :now,
        finished_at = NULL, updated_at = :now, pid = NULL
- WHERE id IN (SELECT id FROM jobs
+ WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_runnable
                WHERE state IN ('pending', 'failed') AND next_run_at <= :now
                ORDER BY priority DESC, next_run_at, id
                LIMIT :limit)
@@ -153,7 +161,7 @@ SELECT * FROM jobs
  WHERE state = 'processing' AND lease_expires_at < :now AND lease_owner IS NOT :owner
 
 -- name: next_due
-SELECT min(next_run_at) FROM jobs WHERE state IN ('pending', 'failed')
+SELECT min(next_run_at) FROM jobs INDEXED BY jobs_due WHERE state IN ('pending', 'failed')
 
 -- name: next_retry
 SELECT min(next_run_at) FROM jobs WHERE state = 'failed'

@@ -1,0 +1,275 @@
+"""`make bench-peers`: the same burn-down of `true` commands through queuectl and its peers.
+
+- huey: a SqliteHuey consumer with thread workers, each task running its command with
+  subprocess.run(shell=True) and capturing its output (as queuectl keeps it);
+- task-spooler (`tsp`, Debian package task-spooler) with `tsp -S N`;
+- queuectl: `worker start --until-empty`, as in scripts/bench.py case 1.
+
+Every peer gets the same jobs, enqueued before the clock starts (but for tsp, whose server
+holds at most 1000 queued jobs: see tsp_drain). Two figures each: from the start of the process
+that runs the jobs (interpreter start-up included) to the last job's end, and the runner's own
+time (queuectl: first start to last finish in its database; huey: from Consumer.start(); tsp's
+server is already running, so both are the same). Each round runs every peer once, starting
+with a different one each round.
+
+    .venv/bin/python scripts/bench_peers.py [--runs 3] [--jobs 2000] [--concurrency 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from rich.console import Console
+from rich.table import Table
+
+import bench  # scripts/ is not a package: found through the sys.path entry above
+from bench import PYTHON, BenchError, Metric, console, fresh_home, run
+
+DEFAULT_OUT = bench.ROOT / "bench" / "peers.json"
+TSP_POLL = 0.05  # seconds between two looks at `tsp -l`
+TSP_PREQUEUE = 900  # jobs queued before the clock starts (see tsp_drain)
+
+HUEY_APP = """
+import subprocess
+
+from huey import SqliteHuey
+
+huey = SqliteHuey("bench", filename={db!r})
+
+
+@huey.task()
+def shell(command):
+    return subprocess.run(command, shell=True, capture_output=True).returncode
+"""
+
+HUEY_ENQUEUE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from hueyapp import shell
+for _ in range(int(sys.argv[2])):
+    shell(sys.argv[3])
+"""
+
+HUEY_CONSUMER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from huey.consumer import Consumer
+from hueyapp import huey
+jobs, workers = int(sys.argv[2]), int(sys.argv[3])
+consumer = Consumer(huey, workers=workers, worker_type="thread")
+start = time.perf_counter()
+consumer.start()
+while huey.result_count() < jobs:
+    time.sleep(0.005)
+print(time.perf_counter() - start, flush=True)
+consumer.stop(graceful=True)
+"""
+
+
+@dataclass(frozen=True)
+class Drain:
+    jobs: int
+    wall: float  # seconds, start-up of the runner's process included
+    inner: float  # seconds, the runner's own clock
+
+    @property
+    def rate(self) -> float:
+        return self.jobs / self.wall
+
+    @property
+    def inner_rate(self) -> float:
+        return self.jobs / self.inner
+
+
+# --- the peers --------------------------------------------------------------------------------
+
+
+def queuectl_drain(jobs: int, concurrency: int) -> Drain:
+    result = bench.burn_down(jobs, concurrency)
+    return Drain(jobs, result.wall, result.span)
+
+
+def huey_drain(jobs: int, concurrency: int) -> Drain:
+    """Enqueue `jobs` tasks (untimed), then time a consumer until every result is stored."""
+    with fresh_home() as folder:
+        (folder / "hueyapp.py").write_text(HUEY_APP.format(db=str(folder / "huey.db")))
+        run([PYTHON, "-c", HUEY_ENQUEUE, str(folder), str(jobs), "true"], cwd=folder)
+        argv = [PYTHON, "-c", HUEY_CONSUMER, str(folder), str(jobs), str(concurrency)]
+        start = time.perf_counter()
+        with subprocess.Popen(argv, cwd=folder, stdout=subprocess.PIPE, text=True) as consumer:
+            assert consumer.stdout is not None
+            line = consumer.stdout.readline()  # printed once every result is in
+            wall = time.perf_counter() - start
+            consumer.wait(timeout=bench.PROCESS_TIMEOUT)
+        if not line.strip():
+            raise BenchError(f"the huey consumer exited {consumer.returncode} before the end")
+    return Drain(jobs, wall, float(line))
+
+
+def tsp_drain(jobs: int, concurrency: int) -> Drain:
+    """Queue jobs behind a gate job on one slot (untimed), then open N slots and the gate and
+    time until `tsp -l` lists every job as finished.
+
+    tsp keeps one client process, holding a connection to its server, per queued job, and its
+    server takes at most 1000 connections: at most TSP_PREQUEUE jobs wait before the clock
+    starts, and the rest are submitted while it runs (those `tsp` calls are timed; each blocks
+    while the server is full)."""
+    with fresh_home() as folder:
+        env = {**os.environ, "TS_SOCKET": str(folder / "ts.sock"), "TMPDIR": str(folder),
+               "TS_MAXFINISHED": str(jobs + 10)}  # fmt: skip
+        gate = folder / "go"
+
+        def tsp(*args: str) -> str:
+            return subprocess.run(
+                ["tsp", *args], env=env, cwd=folder, capture_output=True, text=True, check=True,
+                timeout=bench.PROCESS_TIMEOUT,
+            ).stdout  # fmt: skip
+
+        tsp("-S", "1")
+        try:
+            tsp("sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.01; done")
+            queued = min(jobs, TSP_PREQUEUE)
+            for _ in range(queued):
+                tsp("true")
+            start = time.perf_counter()
+            tsp("-S", str(concurrency))
+            gate.touch()
+            for _ in range(jobs - queued):
+                tsp("true")
+            while tsp("-l").count(" finished ") < jobs + 1:
+                time.sleep(TSP_POLL)
+            wall = time.perf_counter() - start
+        finally:
+            gate.touch()
+            subprocess.run(["tsp", "-K"], env=env, capture_output=True, check=False, timeout=30)
+    return Drain(jobs, wall, wall)
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    drain: Callable[[int, int], Drain]
+    missing: str | None  # why it cannot run here, or None
+
+
+def peers() -> list[Peer]:
+    huey_missing = (
+        "huey is not installed; install it with `.venv/bin/pip install -e '.[bench]'`"
+        if importlib.util.find_spec("huey") is None
+        else None
+    )
+    tsp_missing = (
+        "task-spooler is not installed (`apt-get install task-spooler` gives `tsp`)"
+        if shutil.which("tsp") is None
+        else None
+    )
+    return [
+        Peer("queuectl", queuectl_drain, None),
+        Peer("huey (SqliteHuey, thread workers)", huey_drain, huey_missing),
+        Peer("task-spooler (tsp)", tsp_drain, tsp_missing),
+    ]
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+def measure(chosen: Sequence[Peer], runs: int, jobs: int, concurrency: int) -> list[Metric]:
+    """Round-robin: each round runs every peer once, so they share the machine's noise."""
+    results: dict[str, list[Drain]] = {peer.name: [] for peer in chosen}
+    for r in range(runs):
+        steps = [functools.partial(peer.drain, jobs, concurrency) for peer in chosen]
+        for peer, drain in zip(chosen, bench.in_turn(r, *steps), strict=True):
+            results[peer.name].append(drain)
+        figures = ", ".join(f"{name} {found[-1].rate:.0f}" for name, found in results.items())
+        console.print(f"  round {r + 1}/{runs} (jobs/s): {figures}")
+    ours = [d.rate for d in results.get("queuectl", [])]
+    metrics: list[Metric] = []
+    for name, found in results.items():
+        rates = [d.rate for d in found]
+        metrics += [
+            Metric(name, "process wall", "jobs/s", rates),
+            Metric(name, "own clock", "jobs/s", [d.inner_rate for d in found]),
+        ]
+        if ours and name != "queuectl":
+            metrics.append(
+                Metric(name, "queuectl/peer, process wall", "x", bench.ratios(ours, rates))
+            )
+    return metrics
+
+
+def side_by_side(metrics: Sequence[Metric], info: dict[str, Any], label: str) -> Table:
+    """One row per peer: its figures as median (min-max)."""
+    title = (
+        f"{label}: {info['cores']} cores, Python {info['python']}, kernel {info['kernel']}, "
+        f"{info['date']}, {info['runs']} run{'s' if info['runs'] != 1 else ''}"
+    )
+    names = ["process wall", "own clock", "queuectl/peer, process wall"]
+    out = Table(title=title, title_justify="left")
+    out.add_column("runner")
+    for name, unit in zip(names, ("jobs/s", "jobs/s", "x"), strict=True):
+        out.add_column(f"{name} ({unit})", justify="right")
+    for peer in dict.fromkeys(m.case for m in metrics):
+        found = {m.name: m for m in metrics if m.case == peer}
+        cells = [spread(found[name]) if name in found else "" for name in names]
+        out.add_row(peer, *cells)
+    return out
+
+
+def spread(metric: Metric) -> str:
+    low, high = min(metric.values), max(metric.values)
+    return f"{bench.number(metric.median)} ({bench.number(low)}-{bench.number(high)})"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="rounds (default 3)")
+    parser.add_argument("--jobs", type=int, default=2000, help="jobs per drain (default 2000)")
+    parser.add_argument("--concurrency", type=int, default=20, help="workers (default 20)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the JSON results file")
+    args = parser.parse_args(argv)
+    if min(args.runs, args.jobs, args.concurrency) < 1:
+        parser.error("--runs, --jobs and --concurrency must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    chosen = []
+    for peer in peers():
+        if peer.missing:
+            console.print(f"[yellow]skipping {peer.name}: {peer.missing}[/]")
+        else:
+            chosen.append(peer)
+    info = bench.header(args.runs, quick=False)
+    began = time.monotonic()
+    errors: dict[str, str] = {}
+    metrics: list[Metric] = []
+    try:
+        metrics = measure(chosen, args.runs, args.jobs, args.concurrency)
+    except (BenchError, subprocess.SubprocessError) as exc:
+        errors["peers"] = str(exc)
+        console.print(f"[red]failed: {exc}[/]")
+    info["seconds"] = round(time.monotonic() - began, 1)
+    bench.write_results(args.out, info, metrics, errors)
+    width = None if sys.stdout.isatty() else 150
+    label = f"{args.jobs} × true, {args.concurrency} workers"
+    Console(highlight=False, width=width).print(side_by_side(metrics, info, label))
+    console.print(f"written to {args.out}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
