@@ -224,8 +224,11 @@ class JobProcess:
             while self._group_alive() and self._loop.time() < deadline:
                 await asyncio.sleep(_POLL)
             self._kill_timer.cancel()  # the group is gone; its id may be reused
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._capture.drained.wait(), _DRAIN)
+        drained = self._capture.drained
+        if not drained.is_set():  # a timer, not wait_for: no extra task on every job's path
+            give_up = self._loop.call_later(_DRAIN, drained.set)
+            await drained.wait()
+            give_up.cancel()
         self._transport.close()
 
     def _result(self) -> RunResult:
