@@ -5,8 +5,9 @@ from __future__ import annotations
 import random
 
 
-def retry_delay(attempts: int, base: float, cap: float, jitter: float = 0.0,
-                rng: random.Random | None = None) -> float:
+def retry_delay(
+    attempts: int, base: float, cap: float, jitter: float = 0.0, rng: random.Random | None = None
+) -> float:
     """Seconds to wait before the next attempt, after `attempts` failed attempts.
 
     min(base ** attempts, cap), then up to `jitter` (a fraction) added at random so that jobs

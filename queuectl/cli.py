@@ -42,7 +42,11 @@ def _remember_home(ctx: click.Context, _param: click.Parameter, value: str | Non
 def home_option(func: F) -> F:
     """--home is accepted on the group and on every command."""
     return click.option(
-        "--home", metavar="DIR", expose_value=False, callback=_remember_home, is_eager=True,
+        "--home",
+        metavar="DIR",
+        expose_value=False,
+        callback=_remember_home,
+        is_eager=True,
         help="Queue directory (default: $QUEUECTL_HOME, else $XDG_DATA_HOME/queuectl).",
     )(func)
 
@@ -77,6 +81,7 @@ async def cli() -> None:
 
 # --- enqueue ----------------------------------------------------------------------------------
 
+
 @cli.command(context_settings={"ignore_unknown_options": False})
 @click.argument("args", nargs=-1)
 @click.option("--file", "path", metavar="PATH", help="JSON lines file of jobs ('-' for stdin).")
@@ -87,9 +92,16 @@ async def cli() -> None:
 @click.option("--run-at", metavar="ISO", help="Do not start before this time (with timezone).")
 @click.option("--delay", metavar="DURATION", help="Do not start before now + DURATION.")
 @home_option
-async def enqueue(args: tuple[str, ...], path: str | None, job_id: str | None,
-                  max_retries: int | None, priority: int | None, timeout: str | None,
-                  run_at: str | None, delay: str | None) -> None:
+async def enqueue(
+    args: tuple[str, ...],
+    path: str | None,
+    job_id: str | None,
+    max_retries: int | None,
+    priority: int | None,
+    timeout: str | None,
+    run_at: str | None,
+    delay: str | None,
+) -> None:
     """Add a job: a JSON object, `-- COMMAND...`, or --file of JSON lines.
 
     \b
@@ -97,8 +109,14 @@ async def enqueue(args: tuple[str, ...], path: str | None, job_id: str | None,
       queuectl enqueue --priority 5 --delay 10m -- ./backup.sh /data
       queuectl enqueue --file jobs.jsonl
     """
-    shorthand = {"--id": job_id, "--max-retries": max_retries, "--priority": priority,
-                 "--timeout": timeout, "--run-at": run_at, "--delay": delay}
+    shorthand = {
+        "--id": job_id,
+        "--max-retries": max_retries,
+        "--priority": priority,
+        "--timeout": timeout,
+        "--run-at": run_at,
+        "--delay": delay,
+    }
     given = [name for name, value in shorthand.items() if value is not None]
     cwd = os.getcwd()
     if path is not None:
@@ -111,8 +129,9 @@ async def enqueue(args: tuple[str, ...], path: str | None, job_id: str | None,
     if len(args) == 1 and args[0].lstrip().startswith("{") and not given:
         spec = parse_job_json(args[0], cwd)
     else:
-        spec = _shorthand_spec(" ".join(args), cwd, job_id, max_retries, priority, timeout,
-                               run_at, delay)
+        spec = _shorthand_spec(
+            " ".join(args), cwd, job_id, max_retries, priority, timeout, run_at, delay
+        )
     async with queue_store() as store:
         [new_id] = await store.enqueue([spec], time.time())
     click.echo(new_id)
@@ -125,20 +144,32 @@ async def _wake_engine() -> None:
     await try_wake(_path(SOCKET_NAME))
 
 
-def _shorthand_spec(command: str, cwd: str, job_id: str | None, max_retries: int | None,
-                    priority: int | None, timeout: str | None, run_at: str | None,
-                    delay: str | None) -> JobSpec:
+def _shorthand_spec(
+    command: str,
+    cwd: str,
+    job_id: str | None,
+    max_retries: int | None,
+    priority: int | None,
+    timeout: str | None,
+    run_at: str | None,
+    delay: str | None,
+) -> JobSpec:
     from queuectl.models import spec_from_dict
 
     if run_at is not None and delay is not None:
         raise BadInput("give --run-at or --delay, not both")
-    data: dict[str, Any] = {"command": command, "id": job_id, "max_retries": max_retries,
-                            "priority": priority or 0}
+    data: dict[str, Any] = {
+        "command": command,
+        "id": job_id,
+        "max_retries": max_retries,
+        "priority": priority or 0,
+    }
     if timeout is not None:
         data["timeout"] = parse_duration(timeout)
     spec = spec_from_dict(data, cwd)
-    when = parse_time(run_at) if run_at else (time.time() + parse_duration(delay)
-                                               if delay else None)
+    when = (
+        parse_time(run_at) if run_at else (time.time() + parse_duration(delay) if delay else None)
+    )
     return JobSpec(**{**_fields(spec), "run_at": when})
 
 
@@ -159,8 +190,10 @@ async def _enqueue_file(path: str, cwd: str) -> None:
             raise BadInput(f"{path} line {number}: {exc}") from None
         if spec.id is not None:
             if spec.id in line_of:
-                raise BadInput(f"{path} line {number}: job id {spec.id!r} already appears on "
-                               f"line {line_of[spec.id]}")
+                raise BadInput(
+                    f"{path} line {number}: job id {spec.id!r} already appears on "
+                    f"line {line_of[spec.id]}"
+                )
             line_of[spec.id] = number
         specs.append(spec)
     if not specs:
@@ -217,6 +250,7 @@ class _progress:
 
 # --- inspecting -------------------------------------------------------------------------------
 
+
 @cli.command()
 @json_option
 @home_option
@@ -240,8 +274,11 @@ async def _engine_status() -> dict[str, Any]:
         return {"running": True, **await call(_path(SOCKET_NAME), "status", timeout=3.0)}
     except NoEngine:
         pid = holder(_path(LOCK_NAME))
-        return {"running": pid is not None, "pid": pid,
-                **({"error": "not answering on the control socket"} if pid else {})}
+        return {
+            "running": pid is not None,
+            "pid": pid,
+            **({"error": "not answering on the control socket"} if pid else {}),
+        }
     except ControlError as exc:
         return {"running": True, "pid": None, "error": str(exc)}
 
@@ -272,13 +309,15 @@ async def show(job_id: str, as_json: bool) -> None:
         job = await store.get(job_id)
         attempts = await store.attempts(job_id)
     if as_json:
-        render.print_json({**render.job_dict(job),
-                           "history": [render.attempt_dict(a) for a in attempts]})
+        render.print_json(
+            {**render.job_dict(job), "history": [render.attempt_dict(a) for a in attempts]}
+        )
     else:
         render.job_detail(job, attempts)
 
 
 # --- the dead letter queue --------------------------------------------------------------------
+
 
 @cli.group()
 @home_option
@@ -315,6 +354,7 @@ async def dlq_retry(job_ids: tuple[str, ...], retry_all: bool) -> None:
 
 
 # --- configuration ----------------------------------------------------------------------------
+
 
 @cli.group()
 @home_option
@@ -364,6 +404,7 @@ async def config_list(as_json: bool) -> None:
 
 # --- the engine -------------------------------------------------------------------------------
 
+
 @cli.group()
 @home_option
 async def worker() -> None:
@@ -371,18 +412,37 @@ async def worker() -> None:
 
 
 @worker.command(name="start")
-@click.option("-c", "--concurrency", "--count", "concurrency", type=click.IntRange(1, 1024),
-              help="Jobs run at once (default: config key concurrency).")
-@click.option("--until-empty", is_flag=True,
-              help="Exit when nothing is running, runnable, or waiting for a retry.")
+@click.option(
+    "-c",
+    "--concurrency",
+    "--count",
+    "concurrency",
+    type=click.IntRange(1, 1024),
+    help="Jobs run at once (default: config key concurrency).",
+)
+@click.option(
+    "--until-empty",
+    is_flag=True,
+    help="Exit when nothing is running, runnable, or waiting for a retry.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only failures.")
-@click.option("--loop", type=click.Choice(["asyncio", "uvloop"]), default="asyncio",
-              show_default=True, help="Event loop implementation.")
-@click.option("-d", "--detach", is_flag=True,
-              help="Run in the background (log in the queue's engine.log); print its pid.")
+@click.option(
+    "--loop",
+    type=click.Choice(["asyncio", "uvloop"]),
+    default="asyncio",
+    show_default=True,
+    help="Event loop implementation.",
+)
+@click.option(
+    "-d",
+    "--detach",
+    is_flag=True,
+    help="Run in the background (log in the queue's engine.log); print its pid.",
+)
 @home_option
-async def worker_start(concurrency: int | None, until_empty: bool, quiet: bool, loop: str,
-                       detach: bool) -> Callable[[], int] | None:
+async def worker_start(
+    concurrency: int | None, until_empty: bool, quiet: bool, loop: str, detach: bool
+) -> Callable[[], int] | None:
     """Start the engine (Ctrl-C: finish running jobs; twice: kill them)."""
     from queuectl.worker import WorkerOptions, run_worker
 
@@ -399,8 +459,11 @@ async def worker_start(concurrency: int | None, until_empty: bool, quiet: bool, 
 
 
 @worker.command(name="stop")
-@click.option("--timeout", metavar="DURATION",
-              help="Kill jobs still running after this long; they go back to pending.")
+@click.option(
+    "--timeout",
+    metavar="DURATION",
+    help="Kill jobs still running after this long; they go back to pending.",
+)
 @click.option("--now", is_flag=True, help="Kill running jobs at once; they go back to pending.")
 @home_option
 async def worker_stop(timeout: str | None, now: bool) -> None:
@@ -413,8 +476,10 @@ async def worker_stop(timeout: str | None, now: bool) -> None:
     running = reply["running"]
     if running and not now:
         limit = f"; killing them after {render.duration(after)}" if after is not None else ""
-        click.echo(f"stopping engine (pid {pid}): waiting for {running} running "
-                   f"job{'s' if running != 1 else ''} to finish{limit}")
+        click.echo(
+            f"stopping engine (pid {pid}): waiting for {running} running "
+            f"job{'s' if running != 1 else ''} to finish{limit}"
+        )
     # The lock goes before the process has finished exiting: wait for both.
     while holder(_path(LOCK_NAME)) is not None or (pid and alive(pid)):
         await asyncio.sleep(0.05)
@@ -467,24 +532,28 @@ async def cancel(job_id: str) -> None:
             try:
                 await _engine_call("cancel", id=job_id)
             except ControlError as exc:
-                raise QueuectlError(f"job {job_id!r} is running but its engine cannot be "
-                                    f"asked to cancel it: {exc}") from None
+                raise QueuectlError(
+                    f"job {job_id!r} is running but its engine cannot be asked to cancel it: {exc}"
+                ) from None
             config = await store.config()
             deadline = time.monotonic() + config["kill-grace"] + 10
             while job.state is JobState.PROCESSING and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
                 job = await store.get(job_id)
     if job.state is not JobState.CANCELED:
-        raise BadInput(f"job {job_id!r} is {job.state.value}; only pending, failed or running "
-                       "jobs can be canceled")
+        raise BadInput(
+            f"job {job_id!r} is {job.state.value}; only pending, failed or running "
+            "jobs can be canceled"
+        )
     click.echo(f"canceled {job_id}")
 
 
 @cli.command()
 @click.argument("job_id")
 @click.option("--attempt", type=click.IntRange(1), help="Which run (default: the latest).")
-@click.option("-f", "--follow", is_flag=True,
-              help="Stream a running job's output live until it ends.")
+@click.option(
+    "-f", "--follow", is_flag=True, help="Stream a running job's output live until it ends."
+)
 @home_option
 async def logs(job_id: str, attempt: int | None, follow: bool) -> None:
     """Print a job's captured stdout and stderr."""
@@ -501,11 +570,15 @@ async def logs(job_id: str, attempt: int | None, follow: bool) -> None:
     else:
         found = [a for a in attempts if a.run == attempt]
         if not found:
-            raise BadInput(f"job {job_id!r} has no attempt {attempt}; it has run "
-                           f"{len(attempts)} time{'s' if len(attempts) != 1 else ''}")
+            raise BadInput(
+                f"job {job_id!r} has no attempt {attempt}; it has run "
+                f"{len(attempts)} time{'s' if len(attempts) != 1 else ''}"
+            )
         chosen = found[0]
-    for data, truncated, stream in ((chosen.stdout, chosen.stdout_truncated, sys.stdout),
-                                    (chosen.stderr, chosen.stderr_truncated, sys.stderr)):
+    for data, truncated, stream in (
+        (chosen.stdout, chosen.stdout_truncated, sys.stdout),
+        (chosen.stderr, chosen.stderr_truncated, sys.stderr),
+    ):
         if truncated:
             _write(stream, b"[... earlier output truncated ...]\n")
         _write(stream, data)
@@ -525,11 +598,15 @@ async def _follow(store: Store, job_id: str) -> bool:
         client = await ControlClient.connect(_path(SOCKET_NAME))
         async for reply in client.stream("follow", id=job_id):
             if "stream" in reply:
-                _write(sys.stdout if reply["stream"] == "stdout" else sys.stderr,
-                       reply["data"].encode("utf-8", "surrogateescape"))
+                _write(
+                    sys.stdout if reply["stream"] == "stdout" else sys.stderr,
+                    reply["data"].encode("utf-8", "surrogateescape"),
+                )
             elif reply.get("overflowed"):
-                raise QueuectlError("fell too far behind the job's output; run `queuectl "
-                                    f"logs {job_id}` for the stored tail")
+                raise QueuectlError(
+                    "fell too far behind the job's output; run `queuectl "
+                    f"logs {job_id}` for the stored tail"
+                )
     except ControlError:
         return False  # it ended between our look and the engine's: show what was stored
     return True
@@ -542,6 +619,7 @@ def _write(stream: Any, data: bytes) -> None:
 
 
 # --- entry point ------------------------------------------------------------------------------
+
 
 def fail(message: str, code: int) -> None:
     sys.stderr.write(f"queuectl: error: {message}\n")

@@ -49,8 +49,9 @@ class ControlError(QueuectlError):
 
 class NoEngine(ControlError):
     def __init__(self) -> None:
-        super().__init__("no engine is running on this queue; start one with "
-                         "`queuectl worker start`")
+        super().__init__(
+            "no engine is running on this queue; start one with `queuectl worker start`"
+        )
 
 
 def encode(message: Reply) -> bytes:
@@ -67,6 +68,7 @@ def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
 
 # --- server -----------------------------------------------------------------------------------
 
+
 class ControlServer:
     """Serves requests for one engine; `handler` does the work of each op."""
 
@@ -79,12 +81,15 @@ class ControlServer:
         _clear_stale_socket(self.path)
         old_umask = os.umask(0o177)  # born 0600; called before any job is spawned
         try:
-            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path),
-                                                           limit=MAX_LINE)
+            self._server = await asyncio.start_unix_server(
+                self._serve, path=str(self.path), limit=MAX_LINE
+            )
         except OSError as exc:
-            raise QueuectlError(f"cannot listen on {str(self.path)!r}: {exc.strerror or exc}; "
-                                "a Unix socket path must be under 108 bytes, so use a shorter "
-                                "--home") from None
+            raise QueuectlError(
+                f"cannot listen on {str(self.path)!r}: {exc.strerror or exc}; "
+                "a Unix socket path must be under 108 bytes, so use a shorter "
+                "--home"
+            ) from None
         finally:
             os.umask(old_umask)
         os.chmod(self.path, 0o600)
@@ -104,26 +109,37 @@ class ControlServer:
             uid = _peer_uid(writer)
             if uid is not None and uid != os.getuid():
                 log.warning("refused a control connection from uid %d", uid)
-                await send({"ok": False, "end": True, "error": "permission denied: the engine "
-                            "accepts requests only from the user who runs it"})
+                await send(
+                    {
+                        "ok": False,
+                        "end": True,
+                        "error": "permission denied: the engine "
+                        "accepts requests only from the user who runs it",
+                    }
+                )
                 return
             hello = await self._read(reader)
             if hello is None or hello.get("op") != "hello":
                 await send({"ok": False, "end": True, "error": "expected a hello first"})
                 return
             if hello.get("version") != PROTOCOL_VERSION:
-                await send({"ok": False, "end": True, "version": PROTOCOL_VERSION,
-                            "error": f"protocol version {hello.get('version')!r} not supported "
-                                     f"(the engine speaks {PROTOCOL_VERSION}); use the "
-                                     "queuectl that started the engine"})
+                await send(
+                    {
+                        "ok": False,
+                        "end": True,
+                        "version": PROTOCOL_VERSION,
+                        "error": f"protocol version {hello.get('version')!r} not supported "
+                        f"(the engine speaks {PROTOCOL_VERSION}); use the "
+                        "queuectl that started the engine",
+                    }
+                )
                 return
             await send({"ok": True, "version": PROTOCOL_VERSION, "pid": os.getpid()})
             request = await self._read(reader, timeout=None)
             if request is None:
                 return
             if request.get("op") not in OPS:
-                await send({"ok": False, "end": True,
-                            "error": f"unknown op {request.get('op')!r}"})
+                await send({"ok": False, "end": True, "error": f"unknown op {request.get('op')!r}"})
                 return
             await self.handler(request, send)
         except _BadRequest as exc:
@@ -141,8 +157,9 @@ class ControlServer:
                 await writer.wait_closed()
 
     @staticmethod
-    async def _read(reader: asyncio.StreamReader, timeout: float | None = HELLO_TIMEOUT
-                    ) -> Reply | None:
+    async def _read(
+        reader: asyncio.StreamReader, timeout: float | None = HELLO_TIMEOUT
+    ) -> Reply | None:
         try:
             line = await asyncio.wait_for(reader.readline(), timeout)
         except (ValueError, asyncio.LimitOverrunError):
@@ -175,8 +192,9 @@ def _clear_stale_socket(path: Path) -> None:
         path.unlink()
         return
     kind = "a symlink" if stat.S_ISLNK(info.st_mode) else "not a socket"
-    raise QueuectlError(f"{str(path)!r} is {kind}; refusing to start the engine. Remove it "
-                        "if you know what it is")
+    raise QueuectlError(
+        f"{str(path)!r} is {kind}; refusing to start the engine. Remove it if you know what it is"
+    )
 
 
 def engine_handler(engine: Engine) -> Handler:
@@ -191,9 +209,11 @@ def engine_handler(engine: Engine) -> Handler:
                 await send({"ok": True, "end": True})
             case "stop":
                 after = request.get("kill_after")
-                if after is not None and (isinstance(after, bool)
-                                          or not isinstance(after, int | float)
-                                          or not 0 <= after < 1e9):  # NaN fails this too
+                if after is not None and (
+                    isinstance(after, bool)
+                    or not isinstance(after, int | float)
+                    or not 0 <= after < 1e9
+                ):  # NaN fails this too
                     raise _BadRequest("kill_after must be a number of seconds >= 0")
                 engine.stop(kill=bool(request.get("now")), after=after)
                 await send({"ok": True, "end": True, "running": len(engine.running)})
@@ -208,19 +228,30 @@ def engine_handler(engine: Engine) -> Handler:
                 await send({"ok": True, "end": True, "concurrency": n})
             case "cancel":
                 found = engine.cancel(_job_id(request))
-                await send({"ok": found, "end": True, "error": None if found else
-                            "the job is not running on this engine"})
+                await send(
+                    {
+                        "ok": found,
+                        "end": True,
+                        "error": None if found else "the job is not running on this engine",
+                    }
+                )
             case "follow":
                 follower = engine.follow(_job_id(request))
                 if follower is None:
-                    await send({"ok": False, "end": True,
-                                "error": "the job is not running on this engine"})
+                    await send(
+                        {"ok": False, "end": True, "error": "the job is not running on this engine"}
+                    )
                     return
                 try:
                     await send({"ok": True, "following": True})
                     async for stream, data in follower:
-                        await send({"ok": True, "stream": stream,
-                                    "data": data.decode("utf-8", "surrogateescape")})
+                        await send(
+                            {
+                                "ok": True,
+                                "stream": stream,
+                                "data": data.decode("utf-8", "surrogateescape"),
+                            }
+                        )
                 finally:
                     follower.close()  # also when the client went away mid-stream
                 await send({"ok": True, "end": True, "overflowed": follower.overflowed})
@@ -237,9 +268,11 @@ def _job_id(request: Reply) -> str:
 
 # --- client -----------------------------------------------------------------------------------
 
+
 class ControlClient:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 engine_pid: int) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, engine_pid: int
+    ) -> None:
         self._reader = reader
         self._writer = writer
         self.engine_pid = engine_pid
@@ -249,18 +282,20 @@ class ControlClient:
         """Connect and say hello; raises NoEngine when nothing listens."""
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(str(path), limit=16 * MAX_LINE), timeout)
+                asyncio.open_unix_connection(str(path), limit=16 * MAX_LINE), timeout
+            )
         except (FileNotFoundError, ConnectionRefusedError):
             raise NoEngine() from None
         except PermissionError:
-            raise ControlError(f"permission denied on {str(path)!r}; run queuectl as the user "
-                               "who started the engine") from None
+            raise ControlError(
+                f"permission denied on {str(path)!r}; run queuectl as the user "
+                "who started the engine"
+            ) from None
         except (TimeoutError, OSError) as exc:
             raise ControlError(f"the engine does not answer on {str(path)!r}: {exc}") from None
         client = cls(reader, writer, 0)
         try:
-            reply = await client._exchange({"op": "hello", "version": PROTOCOL_VERSION},
-                                           timeout)
+            reply = await client._exchange({"op": "hello", "version": PROTOCOL_VERSION}, timeout)
         except BaseException:
             await client.close()
             raise

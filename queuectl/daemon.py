@@ -22,8 +22,17 @@ START_TIMEOUT = 15.0
 
 
 def _argv(options: WorkerOptions) -> list[str]:
-    argv = [sys.executable, "-m", "queuectl", "--home", str(options.home), "worker", "start",
-            "--loop", options.loop]
+    argv = [
+        sys.executable,
+        "-m",
+        "queuectl",
+        "--home",
+        str(options.home),
+        "worker",
+        "start",
+        "--loop",
+        options.loop,
+    ]
     if options.concurrency is not None:
         argv += ["--concurrency", str(options.concurrency)]
     if options.until_empty:
@@ -40,14 +49,23 @@ async def start_detached(options: WorkerOptions, log_path: Path, socket_path: Pa
     ensure_home(options.home)
     pid = holder(options.home / LOCK_NAME)
     if pid is not None:
-        raise EngineRunning(f"an engine is already running (pid {pid}) on this queue; stop it "
-                            "first with `queuectl worker stop`")
-    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o600)
+        raise EngineRunning(
+            f"an engine is already running (pid {pid}) on this queue; stop it "
+            "first with `queuectl worker stop`"
+        )
+    fd = os.open(
+        log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+    )
     with os.fdopen(fd, "ab") as log:
         offset = log.seek(0, os.SEEK_END)
-        process = subprocess.Popen(_argv(options), stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=log, start_new_session=True, close_fds=True)
+        process = subprocess.Popen(
+            _argv(options),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            close_fds=True,
+        )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if (code := process.poll()) is not None:

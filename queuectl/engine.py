@@ -173,14 +173,23 @@ class Engine:
     def snapshot(self) -> dict[str, Any]:
         now = time.time()
         return {
-            "id": self.id, "pid": os.getpid(), "started_at": self.stats.started_at,
-            "uptime": now - self.stats.started_at, "concurrency": self.concurrency,
-            "paused": self.paused, "stopping": self.stopping,
-            "completed": self.stats.completed, "failed": self.stats.failed,
+            "id": self.id,
+            "pid": os.getpid(),
+            "started_at": self.stats.started_at,
+            "uptime": now - self.stats.started_at,
+            "concurrency": self.concurrency,
+            "paused": self.paused,
+            "stopping": self.stopping,
+            "completed": self.stats.completed,
+            "failed": self.stats.failed,
             "running_jobs": [
-                {"id": slot.job.id, "command": slot.job.command, "attempt": slot.job.attempts,
-                 "elapsed": now - slot.started,
-                 "pid": slot.process.pid if slot.process else None}
+                {
+                    "id": slot.job.id,
+                    "command": slot.job.command,
+                    "attempt": slot.job.attempts,
+                    "elapsed": now - slot.started,
+                    "pid": slot.process.pid if slot.process else None,
+                }
                 for slot in self.running.values()
             ],
         }
@@ -195,13 +204,18 @@ class Engine:
             except QueuectlError as exc:  # the queue itself failed: results cannot be kept
                 log.error("engine stopping: %s", exc)
                 self.stop(kill=True)
-                await asyncio.gather(*[slot.task for slot in self.running.values() if slot.task],
-                                     return_exceptions=True)
+                await asyncio.gather(
+                    *[slot.task for slot in self.running.values() if slot.task],
+                    return_exceptions=True,
+                )
                 raise
             tasks = [slot.task for slot in self.running.values() if slot.task]
             if tasks:
-                log.info("waiting for %d running job%s to finish", len(tasks),
-                         "" if len(tasks) == 1 else "s")
+                log.info(
+                    "waiting for %d running job%s to finish",
+                    len(tasks),
+                    "" if len(tasks) == 1 else "s",
+                )
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             renewer.cancel()
@@ -257,22 +271,36 @@ class Engine:
         self.running.pop(job_id, None)
         self.wake()
         if not task.cancelled() and task.exception() is not None:
-            log.error("job %s: the engine could not record its outcome: %s", job_id,
-                      task.exception())
+            log.error(
+                "job %s: the engine could not record its outcome: %s", job_id, task.exception()
+            )
 
     # --- running ------------------------------------------------------------------------------
 
     async def _execute(self, slot: Slot, config: dict[str, Any]) -> None:
         job = slot.job
-        log.info("%s started (attempt %d/%d): %s", job.id, job.attempts, job.max_retries + 1,
-                 shorten(job.command))
-        env = {**self._environ, **{os.fsencode(k): os.fsencode(v) for k, v in job.env.items()},
-               b"QUEUECTL_JOB_ID": job.id.encode(), b"QUEUECTL_ATTEMPT": b"%d" % job.attempts,
-               b"QUEUECTL_ENGINE": self.id.encode()}
+        log.info(
+            "%s started (attempt %d/%d): %s",
+            job.id,
+            job.attempts,
+            job.max_retries + 1,
+            shorten(job.command),
+        )
+        env = {
+            **self._environ,
+            **{os.fsencode(k): os.fsencode(v) for k, v in job.env.items()},
+            b"QUEUECTL_JOB_ID": job.id.encode(),
+            b"QUEUECTL_ATTEMPT": b"%d" % job.attempts,
+            b"QUEUECTL_ENGINE": self.id.encode(),
+        }
         try:
-            process = await JobProcess.spawn(job.command, cwd=job.cwd, env=env,
-                                             output_limit=config["output-limit"],
-                                             on_output=slot.publish)
+            process = await JobProcess.spawn(
+                job.command,
+                cwd=job.cwd,
+                env=env,
+                output_limit=config["output-limit"],
+                on_output=slot.publish,
+            )
         except SpawnError as exc:
             outcome = Outcome(OutcomeKind.FAILURE, error=str(exc))
         else:
@@ -294,12 +322,14 @@ class Engine:
             for follower in slot.followers:
                 follower.close()
 
-    async def _finish(self, job: Job, outcome: Outcome, config: dict[str, Any],
-                      elapsed: float) -> None:
+    async def _finish(
+        self, job: Job, outcome: Outcome, config: dict[str, Any], elapsed: float
+    ) -> None:
         crash_point("finish", job.command)
         now = time.time()
-        delay = retry_delay(job.attempts, config["backoff-base"], config["backoff-max"],
-                            config["backoff-jitter"])
+        delay = retry_delay(
+            job.attempts, config["backoff-base"], config["backoff-max"], config["backoff-jitter"]
+        )
         try:
             state = await self.store.finish(job, outcome, now, now + delay)
         except InvalidTransition as exc:
@@ -318,14 +348,19 @@ class Engine:
         orphans = await self.store.orphans(self.id, time.time())
         if orphans:
             await asyncio.to_thread(
-                kill_orphans, [(job.id, job.lease_owner or "") for job in orphans])
+                kill_orphans, [(job.id, job.lease_owner or "") for job in orphans]
+            )
         for job in orphans:
-            outcome = Outcome(OutcomeKind.FAILURE,
-                              error=f"the engine running the job died ({job.lease_owner})")
+            outcome = Outcome(
+                OutcomeKind.FAILURE, error=f"the engine running the job died ({job.lease_owner})"
+            )
             await self._finish(job, outcome, config, time.time() - (job.started_at or 0))
         if orphans:
-            log.info("recovered %d job%s left by a dead engine", len(orphans),
-                     "" if len(orphans) == 1 else "s")
+            log.info(
+                "recovered %d job%s left by a dead engine",
+                len(orphans),
+                "" if len(orphans) == 1 else "s",
+            )
         return len(orphans)
 
     async def _renew_leases(self) -> None:
@@ -349,22 +384,41 @@ def _outcome(result: RunResult) -> Outcome:
         kind = OutcomeKind.SUCCESS
     else:
         kind = OutcomeKind.FAILURE
-    return Outcome(kind, exit_code=result.exit_code, error=result.error, stdout=result.stdout,
-                   stderr=result.stderr, stdout_truncated=result.stdout_truncated,
-                   stderr_truncated=result.stderr_truncated)
+    return Outcome(
+        kind,
+        exit_code=result.exit_code,
+        error=result.error,
+        stdout=result.stdout,
+        stderr=result.stderr,
+        stdout_truncated=result.stdout_truncated,
+        stderr_truncated=result.stderr_truncated,
+    )
 
 
-def _log_transition(job: Job, state: JobState, outcome: Outcome, elapsed: float,
-                    retry_at: float) -> None:
+def _log_transition(
+    job: Job, state: JobState, outcome: Outcome, elapsed: float, retry_at: float
+) -> None:
     took = duration(elapsed)
     if state is JobState.COMPLETED:
         log.info("%s completed in %s", job.id, took)
     elif state is JobState.FAILED:
-        log.warning("%s failed after %s: %s; retry %d/%d at %s", job.id, took, outcome.error,
-                    job.attempts, job.max_retries, local_time(retry_at))
+        log.warning(
+            "%s failed after %s: %s; retry %d/%d at %s",
+            job.id,
+            took,
+            outcome.error,
+            job.attempts,
+            job.max_retries,
+            local_time(retry_at),
+        )
     elif state is JobState.DEAD:
-        log.error("%s dead after %d attempt%s: %s", job.id, job.attempts,
-                  "" if job.attempts == 1 else "s", outcome.error)
+        log.error(
+            "%s dead after %d attempt%s: %s",
+            job.id,
+            job.attempts,
+            "" if job.attempts == 1 else "s",
+            outcome.error,
+        )
     else:
         log.warning("%s %s: %s", job.id, state.value, outcome.error)
 

@@ -22,8 +22,9 @@ class EngineLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            raise QueuectlError(f"cannot open engine lock {str(self.path)!r}: {exc.strerror}"
-                                ) from None
+            raise QueuectlError(
+                f"cannot open engine lock {str(self.path)!r}: {exc.strerror}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -78,4 +79,4 @@ def alive(pid: int) -> bool:
             stat = handle.read()
     except OSError:
         return not os.path.isdir("/proc")  # gone while we looked, or no procfs to ask
-    return stat[stat.rindex(b")") + 2:][:1] != b"Z"
+    return stat[stat.rindex(b")") + 2 :][:1] != b"Z"

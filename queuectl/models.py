@@ -258,9 +258,7 @@ def spec_from_dict(data: Any, default_cwd: str) -> JobSpec:
         raise BadInput(f"a job must be a JSON object, not {_type_name(data)}")
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
-        raise BadInput(
-            f"unknown field {unknown[0]!r}; known fields: {', '.join(sorted(_FIELDS))}"
-        )
+        raise BadInput(f"unknown field {unknown[0]!r}; known fields: {', '.join(sorted(_FIELDS))}")
     if "command" not in data:
         raise BadInput("'command' is missing; give the shell command to run")
     run_at = data.get("run_at")
@@ -275,8 +273,9 @@ def spec_from_dict(data: Any, default_cwd: str) -> JobSpec:
             if data.get("max_retries") is not None
             else None
         ),
-        priority=(validate_int("priority", data["priority"])
-                  if data.get("priority") is not None else 0),
+        priority=(
+            validate_int("priority", data["priority"]) if data.get("priority") is not None else 0
+        ),
         timeout=validate_timeout(data["timeout"]) if data.get("timeout") is not None else None,
         run_at=parse_time(run_at) if run_at is not None else None,
         env=validate_env(data["env"]) if data.get("env") is not None else {},

@@ -32,7 +32,7 @@ def _group_of(pid: str) -> int | None:
         stat = (PROC / pid / "stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rfind(")") + 2:].split()
+    fields = stat[stat.rfind(")") + 2 :].split()
     return int(fields[2]) if len(fields) > 2 else None
 
 

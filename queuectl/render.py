@@ -143,11 +143,18 @@ def jobs_table(jobs: Sequence[Job], title: str | None = None) -> None:
     rows = []
     for job in jobs:
         waiting = job.state in (JobState.PENDING, JobState.FAILED)
-        rows.append((
-            job.id, job.state.value, str(job.priority), f"{job.attempts}/{job.max_retries + 1}",
-            local_time(job.created_at), relative(job.next_run_at, now) if waiting else "-",
-            shorten(job.command), shorten(job.last_error or "", 40),
-        ))
+        rows.append(
+            (
+                job.id,
+                job.state.value,
+                str(job.priority),
+                f"{job.attempts}/{job.max_retries + 1}",
+                local_time(job.created_at),
+                relative(job.next_run_at, now) if waiting else "-",
+                shorten(job.command),
+                shorten(job.last_error or "", 40),
+            )
+        )
     table = Table(title=title, title_justify="left", box=None, header_style="bold")
     headers = ("ID", "STATE", "PRI", "TRIES", "CREATED", "NEXT RUN", "COMMAND", "LAST ERROR")
     for index, name in enumerate(headers):
@@ -155,8 +162,12 @@ def jobs_table(jobs: Sequence[Job], title: str | None = None) -> None:
             table.add_column(name, overflow="ellipsis", no_wrap=True)
         else:
             width = max(len(name), *(len(row[index]) for row in rows))
-            table.add_column(name, no_wrap=True, min_width=width,
-                             justify="right" if name in ("PRI", "TRIES") else "left")
+            table.add_column(
+                name,
+                no_wrap=True,
+                min_width=width,
+                justify="right" if name in ("PRI", "TRIES") else "left",
+            )
     for row, job in zip(rows, jobs, strict=True):
         cells = [_text(cell) for cell in row]
         cells[1] = _state(job.state)
@@ -187,9 +198,11 @@ def status(counts: dict[JobState, int], engine: dict[str, Any]) -> None:
         line = f"running (pid {engine.get('pid') or '?'}), {engine.get('error', '')}"
     else:
         flags = "".join(f", {flag}" for flag in ("paused", "stopping") if engine[flag])
-        line = (f"running (pid {engine['pid']}, up {duration(engine['uptime'])}, "
-                f"{engine['concurrency']} workers{flags}); since start: {engine['completed']} "
-                f"completed, {engine['failed']} failed")
+        line = (
+            f"running (pid {engine['pid']}, up {duration(engine['uptime'])}, "
+            f"{engine['concurrency']} workers{flags}); since start: {engine['completed']} "
+            f"completed, {engine['failed']} failed"
+        )
     counts_table(counts, [("engine", line)])
     running = engine.get("running_jobs") or []
     if not running:
@@ -198,8 +211,13 @@ def status(counts: dict[JobState, int], engine: dict[str, Any]) -> None:
     for name in ("ID", "ATTEMPT", "ELAPSED", "PID", "COMMAND"):
         table.add_column(name, no_wrap=True, overflow="ellipsis")
     for job in running:
-        table.add_row(_text(job["id"]), str(job["attempt"]), duration(job["elapsed"]),
-                      str(job["pid"] or "-"), _text(shorten(job["command"])))
+        table.add_row(
+            _text(job["id"]),
+            str(job["attempt"]),
+            duration(job["elapsed"]),
+            str(job["pid"] or "-"),
+            _text(shorten(job["command"])),
+        )
     console().print(table)
 
 
@@ -212,21 +230,29 @@ def job_detail(job: Job, attempts: Sequence[Attempt]) -> None:
     fields.add_column(overflow="fold")
     timeout = "none" if job.timeout is None else duration(job.timeout)
     for label, value in (
-        ("id", _text(job.id)), ("state", _state(job.state)), ("command", _text(job.command)),
+        ("id", _text(job.id)),
+        ("state", _state(job.state)),
+        ("command", _text(job.command)),
         ("cwd", _text(job.cwd)),
         ("env", _text(" ".join(f"{k}={v}" for k, v in job.env.items())) or "-"),
         ("priority", str(job.priority)),
         ("attempts", f"{job.attempts} of {job.max_retries + 1} (max_retries {job.max_retries})"),
-        ("timeout", timeout), ("created", local_time(job.created_at)),
-        ("run at", local_time(job.run_at)), ("next run", local_time(job.next_run_at)),
-        ("started", local_time(job.started_at)), ("finished", local_time(job.finished_at)),
+        ("timeout", timeout),
+        ("created", local_time(job.created_at)),
+        ("run at", local_time(job.run_at)),
+        ("next run", local_time(job.next_run_at)),
+        ("started", local_time(job.started_at)),
+        ("finished", local_time(job.finished_at)),
         ("exit code", "-" if job.exit_code is None else str(job.exit_code)),
         ("last error", _text(job.last_error or "-")),
     ):
         fields.add_row(label, value)
     if job.lease_owner:
-        fields.add_row("held by", f"{_text(job.lease_owner)} until "
-                                  f"{local_time(job.lease_expires_at)} (pid {job.pid or '-'})")
+        fields.add_row(
+            "held by",
+            f"{_text(job.lease_owner)} until "
+            f"{local_time(job.lease_expires_at)} (pid {job.pid or '-'})",
+        )
     out.print(fields)
     if not attempts:
         out.print("\nno attempts yet")
@@ -236,7 +262,9 @@ def job_detail(job: Job, attempts: Sequence[Attempt]) -> None:
         table.add_column(name, overflow="fold")
     for attempt in attempts:
         table.add_row(
-            str(attempt.run), local_time(attempt.started_at), duration(attempt.duration),
+            str(attempt.run),
+            local_time(attempt.started_at),
+            duration(attempt.duration),
             "-" if attempt.exit_code is None else str(attempt.exit_code),
             _text(attempt.error or ""),
         )

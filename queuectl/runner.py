@@ -124,16 +124,29 @@ class JobProcess:
         self._kill_timer: asyncio.TimerHandle | None = None
 
     @classmethod
-    async def spawn(cls, command: str, *, cwd: str, env: Environment, output_limit: int,
-                    on_output: OutputCallback | None = None) -> JobProcess:
+    async def spawn(
+        cls,
+        command: str,
+        *,
+        cwd: str,
+        env: Environment,
+        output_limit: int,
+        on_output: OutputCallback | None = None,
+    ) -> JobProcess:
         problem = _cwd_problem(cwd)
         if problem is not None:
             raise SpawnError(problem)
         capture = _Capture(output_limit, on_output)
         try:
             transport, _ = await asyncio.get_running_loop().subprocess_shell(
-                lambda: capture, command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                lambda: capture,
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
             )
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)

@@ -44,8 +44,10 @@ def ensure_home(home: Path) -> Path:
     if not stat.S_ISDIR(info.st_mode):
         raise QueuectlError(f"queue home {str(home)!r} is not a directory; pick another --home")
     if info.st_uid != os.getuid():  # its owner could swap queue.db or engine.log for a symlink
-        raise QueuectlError(f"queue home {str(home)!r} belongs to another user (uid "
-                            f"{info.st_uid}); use a directory of your own")
+        raise QueuectlError(
+            f"queue home {str(home)!r} belongs to another user (uid "
+            f"{info.st_uid}); use a directory of your own"
+        )
     if stat.S_IMODE(info.st_mode) & 0o077:
         os.chmod(home, 0o700)
     return home
@@ -54,8 +56,19 @@ def ensure_home(home: Path) -> Path:
 # --- config keys ------------------------------------------------------------------------------
 
 _SIZE = re.compile(r"^\s*(\d{1,20})\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {None: 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb": 1000**2,
-               "mib": 1024**2, "g": 1024**3, "gb": 1000**3, "gib": 1024**3}
+_SIZE_UNITS = {
+    None: 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
 
 
 def _integer(low: int, high: int) -> Callable[[str], int]:
@@ -71,8 +84,9 @@ def _integer(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def _number(low: float, high: float, *, duration: bool = False, low_open: bool = False
-            ) -> Callable[[str], float]:
+def _number(
+    low: float, high: float, *, duration: bool = False, low_open: bool = False
+) -> Callable[[str], float]:
     what = "a duration like 30s or 5m" if duration else "a number"
 
     def parse(text: str) -> float:
@@ -117,23 +131,44 @@ class ConfigKey:
 CONFIG_KEYS: dict[str, ConfigKey] = {
     key.name: key
     for key in (
-        ConfigKey("max-retries", 3, _integer(0, 1000),
-                  "retries after the first attempt for jobs that do not set max_retries"),
-        ConfigKey("backoff-base", 2.0, _number(1, 1000),
-                  "retry delay is backoff-base ** attempts seconds"),
-        ConfigKey("backoff-max", 3600.0, _number(0, 365 * 86400, duration=True),
-                  "upper bound of one retry delay, seconds"),
-        ConfigKey("backoff-jitter", 0.1, _number(0, 1),
-                  "random extra delay, as a fraction of the delay"),
-        ConfigKey("job-timeout", None, _optional(_number(0, 10 * 365 * 86400, duration=True,
-                                                         low_open=True)),
-                  "timeout for jobs that do not set one, seconds (none: no timeout)"),
+        ConfigKey(
+            "max-retries",
+            3,
+            _integer(0, 1000),
+            "retries after the first attempt for jobs that do not set max_retries",
+        ),
+        ConfigKey(
+            "backoff-base", 2.0, _number(1, 1000), "retry delay is backoff-base ** attempts seconds"
+        ),
+        ConfigKey(
+            "backoff-max",
+            3600.0,
+            _number(0, 365 * 86400, duration=True),
+            "upper bound of one retry delay, seconds",
+        ),
+        ConfigKey(
+            "backoff-jitter", 0.1, _number(0, 1), "random extra delay, as a fraction of the delay"
+        ),
+        ConfigKey(
+            "job-timeout",
+            None,
+            _optional(_number(0, 10 * 365 * 86400, duration=True, low_open=True)),
+            "timeout for jobs that do not set one, seconds (none: no timeout)",
+        ),
         ConfigKey("concurrency", 4, _integer(1, 1024), "workers of an engine started without -c"),
         ConfigKey("output-limit", 1024**2, _size, "bytes of stdout and of stderr kept per attempt"),
-        ConfigKey("kill-grace", 5.0, _number(0, 3600, duration=True),
-                  "seconds between SIGTERM and SIGKILL when a job is killed"),
-        ConfigKey("lease-time", 30.0, _number(2, 86400, duration=True),
-                  "seconds an engine holds a job before another may rescue it"),
+        ConfigKey(
+            "kill-grace",
+            5.0,
+            _number(0, 3600, duration=True),
+            "seconds between SIGTERM and SIGKILL when a job is killed",
+        ),
+        ConfigKey(
+            "lease-time",
+            30.0,
+            _number(2, 86400, duration=True),
+            "seconds an engine holds a job before another may rescue it",
+        ),
     )
 }
 

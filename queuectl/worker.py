@@ -38,8 +38,10 @@ class WorkerOptions:
 def run_worker(options: WorkerOptions) -> int:
     """Run the engine until it is stopped (or the queue is empty with until_empty)."""
     logging.basicConfig(
-        level=logging.WARNING if options.quiet else logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
+        level=logging.WARNING if options.quiet else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(message)s",
+        datefmt="%H:%M:%S",
     )
     with asyncio.Runner(loop_factory=_loop_factory(options.loop)) as runner:
         return runner.run(_serve(options))
@@ -55,19 +57,22 @@ async def _serve(options: WorkerOptions) -> int:
         store = await open_store(home, durable=False)
         try:
             config = await store.config()
-            engine = Engine(store, options.concurrency or config["concurrency"],
-                            until_empty=options.until_empty)
+            engine = Engine(
+                store, options.concurrency or config["concurrency"], until_empty=options.until_empty
+            )
             _handle_signals(engine)
             server = ControlServer(home / SOCKET_NAME, engine_handler(engine))
             await server.start()
-            log.info("engine %s started: %d workers, queue %s", engine.id, engine.concurrency,
-                     home)
+            log.info("engine %s started: %d workers, queue %s", engine.id, engine.concurrency, home)
             try:
                 await engine.run()
             finally:
                 await server.close()
-            log.info("engine stopped: %d completed, %d failed", engine.stats.completed,
-                     engine.stats.failed)
+            log.info(
+                "engine stopped: %d completed, %d failed",
+                engine.stats.completed,
+                engine.stats.failed,
+            )
         finally:
             await store.close()
     finally:
@@ -80,13 +85,19 @@ def _handle_signals(engine: Engine) -> None:
 
     def on_signal(signum: int) -> None:
         if not engine.stopping:
-            log.info("%s: stopping; %d running job%s will finish (signal again to kill them)",
-                     signal.Signals(signum).name, len(engine.running),
-                     "" if len(engine.running) == 1 else "s")
+            log.info(
+                "%s: stopping; %d running job%s will finish (signal again to kill them)",
+                signal.Signals(signum).name,
+                len(engine.running),
+                "" if len(engine.running) == 1 else "s",
+            )
             engine.stop()
         else:
-            log.info("%s: killing %d running jobs; they go back to pending",
-                     signal.Signals(signum).name, len(engine.running))
+            log.info(
+                "%s: killing %d running jobs; they go back to pending",
+                signal.Signals(signum).name,
+                len(engine.running),
+            )
             engine.stop(kill=True)
 
     loop = asyncio.get_running_loop()

@@ -36,8 +36,7 @@ def q(*args: str) -> str:
 
 
 def counts() -> dict[str, int]:
-    result = subprocess.run([*BASE, "status", "--json"], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run([*BASE, "status", "--json"], capture_output=True, text=True, check=True)
     return json.loads(result.stdout)["counts"]
 
 
@@ -59,13 +58,27 @@ def main() -> None:
 
     say("enqueue: a success, a failure with retries, a timeout, a scheduled job, priorities")
     q("enqueue", '{"id": "hello", "command": "echo hello from queuectl"}')
-    q("enqueue", "--id", "flaky", "--max-retries", "2", "--",
-      "echo starting; echo something broke >&2; exit 3")
+    q(
+        "enqueue",
+        "--id",
+        "flaky",
+        "--max-retries",
+        "2",
+        "--",
+        "echo starting; echo something broke >&2; exit 3",
+    )
     q("enqueue", "--id", "slow", "--timeout", "1s", "--max-retries", "0", "--", "sleep 30")
     q("enqueue", "--id", "later", "--delay", "3s", "--", "echo scheduled job ran at $(date +%T)")
     for priority in (0, 5, 10):
-        q("enqueue", "--id", f"prio-{priority}", "--priority", str(priority), "--",
-          f"echo priority {priority}")
+        q(
+            "enqueue",
+            "--id",
+            f"prio-{priority}",
+            "--priority",
+            str(priority),
+            "--",
+            f"echo priority {priority}",
+        )
     q("list")
 
     say("start the engine (4 workers) and let the jobs settle")

@@ -37,8 +37,12 @@ def cli(home: Path, decoy_home: Path) -> Iterator[Cli]:
     """
     decoy_env = {"QUEUECTL_HOME": str(decoy_home), "XDG_DATA_HOME": str(decoy_home / "xdg")}
 
-    def run(*args: str, input: str | None = None, env: Mapping[str, str] | None = None,
-            check: bool | int | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool | int | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         return run_cli(home, *args, input=input, env={**decoy_env, **(env or {})}, check=check)
 
     yield run

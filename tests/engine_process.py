@@ -32,8 +32,9 @@ TOKEN_VAR = "QUEUECTL_TEST_ENGINE"
 class EngineProcess:
     """`python -m queuectl --home HOME worker start ARGS...`, with its log in a file."""
 
-    def __init__(self, home: Path, *args: str, env: Mapping[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self, home: Path, *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
         self.home = Path(home)
         self.args = args
         number = next(_numbers)
@@ -42,9 +43,20 @@ class EngineProcess:
         self.out_path = self.home / f"test-engine-{number}.stdout"
         with open(self.log_path, "wb") as err, open(self.out_path, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "queuectl", "--home", str(self.home), "worker", "start",
-                 *args],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd,
+                [
+                    sys.executable,
+                    "-m",
+                    "queuectl",
+                    "--home",
+                    str(self.home),
+                    "worker",
+                    "start",
+                    *args,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=cwd,
                 env={**os.environ, **(env or {}), TOKEN_VAR: self.token},
             )
         self.pid = self.proc.pid
@@ -81,8 +93,9 @@ class EngineProcess:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"the engine did not exit within {timeout}s:\n{self.log()}"
-                                 ) from None
+            raise AssertionError(
+                f"the engine did not exit within {timeout}s:\n{self.log()}"
+            ) from None
 
     def send(self, sig: int) -> None:
         if self.alive():
@@ -132,6 +145,7 @@ class EngineProcess:
 
 
 # --- the job table ---------------------------------------------------------------------------
+
 
 def jobs(home: Path) -> dict[str, dict[str, Any]]:
     """Every job, read straight from HOME/queue.db with the stdlib sqlite3 module."""

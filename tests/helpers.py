@@ -29,8 +29,13 @@ CLI_TIMEOUT = 60.0
 
 # --- polling ----------------------------------------------------------------------------------
 
-def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02,
-             message: str | None = None) -> T:
+
+def wait_for(
+    predicate: Callable[[], T],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    message: str | None = None,
+) -> T:
     """Call `predicate` until it returns something truthy, and return that; fail after
     `timeout` seconds. The predicate is always called once more at the deadline."""
     deadline = time.monotonic() + timeout
@@ -43,8 +48,12 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float 
         time.sleep(interval)
 
 
-async def async_wait_for(predicate: Callable[[], T | Awaitable[T]], timeout: float = 10.0,
-                         interval: float = 0.02, message: str | None = None) -> T:
+async def async_wait_for(
+    predicate: Callable[[], T | Awaitable[T]],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    message: str | None = None,
+) -> T:
     """`wait_for` for async tests: the predicate may be a plain or a coroutine function."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -61,9 +70,15 @@ async def async_wait_for(predicate: Callable[[], T | Awaitable[T]], timeout: flo
 
 # --- the CLI ----------------------------------------------------------------------------------
 
-def run_cli(home: Path | None, *args: str, input: str | None = None,
-            env: Mapping[str, str] | None = None, check: bool | int | None = None,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+
+def run_cli(
+    home: Path | None,
+    *args: str,
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool | int | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m queuectl [--home HOME] ARGS...` in a subprocess.
 
     `env` is laid over a copy of os.environ. `check`: None or False accepts any exit code,
@@ -72,8 +87,12 @@ def run_cli(home: Path | None, *args: str, input: str | None = None,
     home_args = [] if home is None else ["--home", str(home)]
     result = subprocess.run(
         [sys.executable, "-m", "queuectl", *home_args, *args],
-        input=input, env={**os.environ, **(env or {})}, cwd=cwd,
-        text=True, capture_output=True, timeout=CLI_TIMEOUT,
+        input=input,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=CLI_TIMEOUT,
     )
     if check is not None and check is not False:
         expected = 0 if check is True else int(check)
@@ -84,8 +103,9 @@ def run_cli(home: Path | None, *args: str, input: str | None = None,
     return result
 
 
-def run_cli_parallel(calls: Sequence[tuple[Path | None, Sequence[str], Mapping[str, Any]]]
-                     ) -> list[subprocess.CompletedProcess[str]]:
+def run_cli_parallel(
+    calls: Sequence[tuple[Path | None, Sequence[str], Mapping[str, Any]]],
+) -> list[subprocess.CompletedProcess[str]]:
     """Run many independent CLI calls at once: (home, args, run_cli keywords) each.
 
     Process start-up dominates a CLI call, so independent calls overlap well across cores.
@@ -107,6 +127,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int = 
 
 # --- looking inside a queue -------------------------------------------------------------------
 
+
 def db_path(home: Path) -> Path:
     return home / DB_NAME
 
@@ -121,10 +142,15 @@ def db_snapshot(home: Path) -> dict[str, Any] | None:
         return None
     conn = sqlite3.connect(path)
     try:
-        tables = [row[0] for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            )
+        ]
         snapshot: dict[str, Any] = {
-            "user_version": conn.execute("PRAGMA user_version").fetchone()[0]}
+            "user_version": conn.execute("PRAGMA user_version").fetchone()[0]
+        }
         for table in tables:
             rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()
             snapshot[table] = sorted(rows, key=repr)
@@ -138,8 +164,9 @@ def spec(command: str = "true", **fields: Any) -> JobSpec:
     return JobSpec(command=command, cwd="/", **fields)
 
 
-async def make_dead(store: Store, ids: Iterable[str], now: float,
-                    stdout: bytes = b"", stderr: bytes = b"") -> None:
+async def make_dead(
+    store: Store, ids: Iterable[str], now: float, stdout: bytes = b"", stderr: bytes = b""
+) -> None:
     """Enqueue jobs with no retries and fail their one attempt, as an engine would.
 
     Only these jobs may be runnable at `now` (claim picks by priority, not by id).
@@ -149,13 +176,20 @@ async def make_dead(store: Store, ids: Iterable[str], now: float,
     jobs = await store.claim("test-engine", len(ids), now, 30.0)
     assert sorted(job.id for job in jobs) == sorted(ids)
     for job in jobs:
-        outcome = Outcome(OutcomeKind.FAILURE, exit_code=1, error="exit code 1",
-                          stdout=stdout, stderr=stderr)
+        outcome = Outcome(
+            OutcomeKind.FAILURE, exit_code=1, error="exit code 1", stdout=stdout, stderr=stderr
+        )
         await store.finish(job, outcome, now + 1, now + 2)
 
 
-def seed(home: Path, *, dead: Iterable[str] = (), pending: Iterable[str] = (),
-         config: Mapping[str, Any] | None = None, now: float | None = None) -> None:
+def seed(
+    home: Path,
+    *,
+    dead: Iterable[str] = (),
+    pending: Iterable[str] = (),
+    config: Mapping[str, Any] | None = None,
+    now: float | None = None,
+) -> None:
     """Fill a queue in-process (much faster than one CLI process per job)."""
 
     async def fill() -> None:

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from queuectl.backoff import retry_delay
 
 
-@pytest.mark.parametrize(("attempts", "expected"), [(0, 1.0), (1, 2.0), (2, 4.0), (3, 8.0),
-                                                      (10, 1024.0)])
+@pytest.mark.parametrize(
+    ("attempts", "expected"), [(0, 1.0), (1, 2.0), (2, 4.0), (3, 8.0), (10, 1024.0)]
+)
 def test_exponential_in_attempts(attempts: int, expected: float) -> None:
     assert retry_delay(attempts, 2.0, 1e9) == expected
 
@@ -79,10 +80,16 @@ def test_jitter_applies_to_the_capped_delay() -> None:
     assert len(set(delays)) > 1
 
 
-@given(attempts=st.integers(0, 10**6), base=st.floats(1.0, 1000.0),
-       cap=st.floats(0.0, 365 * 86400.0), jitter=st.floats(0.0, 1.0), seed=st.integers())
-def test_delay_is_always_within_bounds(attempts: int, base: float, cap: float, jitter: float,
-                                       seed: int) -> None:
+@given(
+    attempts=st.integers(0, 10**6),
+    base=st.floats(1.0, 1000.0),
+    cap=st.floats(0.0, 365 * 86400.0),
+    jitter=st.floats(0.0, 1.0),
+    seed=st.integers(),
+)
+def test_delay_is_always_within_bounds(
+    attempts: int, base: float, cap: float, jitter: float, seed: int
+) -> None:
     delay = retry_delay(attempts, base, cap, jitter, random.Random(seed))
     plain = retry_delay(attempts, base, cap)
     assert 0.0 <= plain <= cap

@@ -35,12 +35,41 @@ from queuectl.models import JobState
 from queuectl.settings import CONFIG_KEYS
 
 JOB_KEYS = {
-    "id", "command", "state", "priority", "max_retries", "timeout", "cwd", "env", "attempts",
-    "runs", "created_at", "updated_at", "run_at", "next_run_at", "started_at", "finished_at",
-    "exit_code", "last_error", "lease_owner", "lease_expires_at", "pid",
+    "id",
+    "command",
+    "state",
+    "priority",
+    "max_retries",
+    "timeout",
+    "cwd",
+    "env",
+    "attempts",
+    "runs",
+    "created_at",
+    "updated_at",
+    "run_at",
+    "next_run_at",
+    "started_at",
+    "finished_at",
+    "exit_code",
+    "last_error",
+    "lease_owner",
+    "lease_expires_at",
+    "pid",
 }
-ATTEMPT_KEYS = {"run", "engine", "started_at", "finished_at", "duration", "exit_code", "error",
-                "stdout", "stderr", "stdout_truncated", "stderr_truncated"}
+ATTEMPT_KEYS = {
+    "run",
+    "engine",
+    "started_at",
+    "finished_at",
+    "duration",
+    "exit_code",
+    "error",
+    "stdout",
+    "stderr",
+    "stdout_truncated",
+    "stderr_truncated",
+}
 GENERATED_ID = re.compile(r"^[0-9a-hjkmnp-tv-z]{12}$")
 
 
@@ -76,9 +105,16 @@ def outputs(home: Path, *argvs: list[str]) -> list[str]:
 
 # --- enqueue ----------------------------------------------------------------------------------
 
+
 def test_enqueue_json_prints_the_id(cli: Cli) -> None:
-    job = {"id": "job1", "command": "sleep 2", "max_retries": 3, "priority": 2, "timeout": 5,
-           "env": {"GREETING": "hi there"}}
+    job = {
+        "id": "job1",
+        "command": "sleep 2",
+        "max_retries": 3,
+        "priority": 2,
+        "timeout": 5,
+        "env": {"GREETING": "hi there"},
+    }
     assert ok(cli("enqueue", json.dumps(job))) == "job1\n"
     shown = show(cli, "job1")
     assert set(shown) == JOB_KEYS | {"history"}
@@ -102,13 +138,33 @@ def test_enqueue_generates_an_id(cli: Cli) -> None:
 
 def test_enqueue_shorthand(cli: Cli) -> None:
     before = time.time()
-    out = ok(cli("enqueue", "--id", "x", "--max-retries", "2", "--priority", "5",
-                 "--timeout", "30s", "--delay", "5m", "--", "echo", "hi"))
+    out = ok(
+        cli(
+            "enqueue",
+            "--id",
+            "x",
+            "--max-retries",
+            "2",
+            "--priority",
+            "5",
+            "--timeout",
+            "30s",
+            "--delay",
+            "5m",
+            "--",
+            "echo",
+            "hi",
+        )
+    )
     after = time.time()
     assert out == "x\n"
     shown = show(cli, "x")
     assert (shown["command"], shown["max_retries"], shown["priority"], shown["timeout"]) == (
-        "echo hi", 2, 5, 30.0)
+        "echo hi",
+        2,
+        5,
+        30.0,
+    )
     assert shown["state"] == "pending"
     assert before + 300 - 0.01 <= ts(shown["next_run_at"]) <= after + 300 + 0.01
     assert shown["run_at"] == shown["next_run_at"]
@@ -120,14 +176,22 @@ def test_enqueue_shorthand_defaults(cli: Cli) -> None:
     assert GENERATED_ID.match(new_id)
     shown = show(cli, new_id)
     assert (shown["command"], shown["priority"], shown["max_retries"], shown["timeout"]) == (
-        "echo a b", 0, 3, None)
+        "echo a b",
+        0,
+        3,
+        None,
+    )
 
 
 def test_enqueue_run_at(cli: Cli) -> None:
-    assert ok(cli("enqueue", "--id", "a", "--run-at", "2030-01-31T09:00:00+02:00", "--",
-                  "true")) == "a\n"
-    assert ok(cli("enqueue", '{"id": "b", "command": "true", '
-                             '"run_at": "2030-01-31T07:00:00Z"}')) == "b\n"
+    assert (
+        ok(cli("enqueue", "--id", "a", "--run-at", "2030-01-31T09:00:00+02:00", "--", "true"))
+        == "a\n"
+    )
+    assert (
+        ok(cli("enqueue", '{"id": "b", "command": "true", "run_at": "2030-01-31T07:00:00Z"}'))
+        == "b\n"
+    )
     listed = {job["id"]: job for job in json.loads(ok(cli("list", "--json")))}
     for job_id in ("a", "b"):
         assert listed[job_id]["run_at"] == "2030-01-31T07:00:00.000+00:00"
@@ -136,9 +200,11 @@ def test_enqueue_run_at(cli: Cli) -> None:
 
 def test_enqueue_file_and_stdin(cli: Cli, home: Path) -> None:
     path = home / "jobs.jsonl"
-    path.write_text('{"id": "f1", "command": "echo 1"}\n\n'
-                    '{"id": "f2", "command": "echo 2", "priority": 9}\n'
-                    '{"command": "echo 3", "max_retries": 0}\n')
+    path.write_text(
+        '{"id": "f1", "command": "echo 1"}\n\n'
+        '{"id": "f2", "command": "echo 2", "priority": 9}\n'
+        '{"command": "echo 3", "max_retries": 0}\n'
+    )
     assert ok(cli("enqueue", "--file", str(path))) == "enqueued 3 jobs\n"
     listed = json.loads(ok(cli("list", "--json")))
     assert sorted(job["command"] for job in listed) == ["echo 1", "echo 2", "echo 3"]
@@ -165,6 +231,7 @@ def test_data_survives_across_processes(cli: Cli, home: Path) -> None:
 
 # --- inspecting -------------------------------------------------------------------------------
 
+
 def test_status(cli: Cli, home: Path) -> None:
     seed(home, dead=["d1", "d2"], pending=["p1", "p2", "p3"])
     human, as_json = outputs(home, ["status"], ["status", "--json"])
@@ -181,9 +248,13 @@ def test_list(cli: Cli, home: Path) -> None:
     for n in range(4):
         seed(home, pending=[f"p{n}"], now=time.time() + n)  # distinct creation times
     every, dead, first_two, completed, human = outputs(
-        home, ["list", "--json"], ["list", "--state", "dead", "--json"],
+        home,
+        ["list", "--json"],
+        ["list", "--state", "dead", "--json"],
         ["list", "--state", "PENDING", "--limit", "2", "--json"],
-        ["list", "--state", "completed", "--json"], ["list", "--limit", "3"])
+        ["list", "--state", "completed", "--json"],
+        ["list", "--limit", "3"],
+    )
     listed = json.loads(every)
     assert [job["id"] for job in listed] == ["p3", "p2", "p1", "p0", "d1"]
     assert all(set(job) == JOB_KEYS for job in listed)
@@ -209,13 +280,18 @@ def test_show(cli: Cli, home: Path) -> None:
     [attempt] = shown["history"]
     assert set(attempt) == ATTEMPT_KEYS
     assert (attempt["run"], attempt["exit_code"], attempt["stdout"], attempt["stderr"]) == (
-        1, 1, "out\n", "err\n")
+        1,
+        1,
+        "out\n",
+        "err\n",
+    )
     assert attempt["duration"] == pytest.approx(1.0)
     assert "d1" in human and "dead" in human and "exit code 1" in human
     assert "attempts" in human
 
 
 # --- the dead letter queue --------------------------------------------------------------------
+
 
 def test_dlq(cli: Cli, home: Path) -> None:
     seed(home, dead=["d1", "d2", "d3"], pending=["p1"])
@@ -232,8 +308,9 @@ def test_dlq(cli: Cli, home: Path) -> None:
     assert len(retried["history"]) == 1  # the history is kept
 
     assert ok(cli("dlq", "retry", "--all")) == "retried 2 jobs\n"
-    status, as_json, human = outputs(home, ["status", "--json"], ["dlq", "list", "--json"],
-                                     ["dlq", "list"])
+    status, as_json, human = outputs(
+        home, ["status", "--json"], ["dlq", "list", "--json"], ["dlq", "list"]
+    )
     assert json.loads(status)["counts"] == {**{s.value: 0 for s in JobState}, "pending": 4}
     assert json.loads(as_json) == []
     assert "none" in human
@@ -251,6 +328,7 @@ def test_dlq_retry_several_ids(cli: Cli, home: Path) -> None:
 
 # --- config -----------------------------------------------------------------------------------
 
+
 def test_config(cli: Cli, home: Path) -> None:
     defaults = {name: key.default for name, key in CONFIG_KEYS.items()}
     assert json.loads(ok(cli("config", "list", "--json"))) == defaults
@@ -258,14 +336,22 @@ def test_config(cli: Cli, home: Path) -> None:
     assert ok(cli("config", "set", "job-timeout", "1m")) == "job-timeout = 60\n"
     assert ok(cli("config", "set", "output-limit", "64KiB")) == "output-limit = 65536\n"
     plain, retries, timeout, as_json, human = outputs(
-        home, ["config", "get", "max-retries"], ["config", "get", "max-retries", "--json"],
-        ["config", "get", "job-timeout", "--json"], ["config", "list", "--json"],
-        ["config", "list"])
+        home,
+        ["config", "get", "max-retries"],
+        ["config", "get", "max-retries", "--json"],
+        ["config", "get", "job-timeout", "--json"],
+        ["config", "list", "--json"],
+        ["config", "list"],
+    )
     assert plain == "5\n"
     assert json.loads(retries) == {"max-retries": 5}
     assert json.loads(timeout) == {"job-timeout": 60.0}
     assert json.loads(as_json) == {
-        **defaults, "max-retries": 5, "job-timeout": 60.0, "output-limit": 65536}
+        **defaults,
+        "max-retries": 5,
+        "job-timeout": 60.0,
+        "output-limit": 65536,
+    }
     for name in CONFIG_KEYS:
         assert name in human
     assert "65536" in human
@@ -276,8 +362,9 @@ def test_config(cli: Cli, home: Path) -> None:
     assert (shown["max_retries"], shown["timeout"]) == (5, 60.0)
 
     assert ok(cli("config", "set", "job-timeout", "none")) == "job-timeout = none\n"
-    plain, as_json = outputs(home, ["config", "get", "job-timeout"],
-                             ["config", "get", "job-timeout", "--json"])
+    plain, as_json = outputs(
+        home, ["config", "get", "job-timeout"], ["config", "get", "job-timeout", "--json"]
+    )
     assert plain == "none\n"
     assert json.loads(as_json) == {"job-timeout": None}
 
@@ -291,28 +378,44 @@ BAD_INPUT: list[tuple[str, list[str], str]] = [
     ("empty command JSON", ["enqueue", '{"command": "   "}'], "empty"),
     ("empty command shorthand", ["enqueue", "--", ""], "empty"),
     ("nothing to enqueue", ["enqueue"], "nothing to enqueue"),
-    ("priority not an integer", ["enqueue", '{"command": "x", "priority": "high"}'],
-     "'priority' must be an integer"),
+    (
+        "priority not an integer",
+        ["enqueue", '{"command": "x", "priority": "high"}'],
+        "'priority' must be an integer",
+    ),
     ("--priority not an integer", ["enqueue", "--priority", "high", "--", "true"], "priority"),
-    ("negative max_retries", ["enqueue", '{"command": "x", "max_retries": -1}'],
-     "'max_retries' must be >= 0"),
-    ("negative --max-retries", ["enqueue", "--max-retries", "-1", "--", "true"],
-     "max_retries"),
-    ("unknown field", ["enqueue", '{"command": "x", "colour": "red"}'],
-     "unknown field 'colour'"),
+    (
+        "negative max_retries",
+        ["enqueue", '{"command": "x", "max_retries": -1}'],
+        "'max_retries' must be >= 0",
+    ),
+    ("negative --max-retries", ["enqueue", "--max-retries", "-1", "--", "true"], "max_retries"),
+    ("unknown field", ["enqueue", '{"command": "x", "colour": "red"}'], "unknown field 'colour'"),
     ("bad timeout", ["enqueue", "--timeout", "soon", "--", "true"], "invalid duration"),
     ("zero timeout", ["enqueue", '{"command": "x", "timeout": 0}'], "timeout"),
     ("huge timeout", ["enqueue", '{"command": "x", "timeout": 1' + "0" * 400 + "}"], "timeout"),
     ("huge delay", ["enqueue", "--delay", "9" * 400 + "s", "--", "true"], "duration"),
     ("delay beyond year 9999", ["enqueue", "--delay", "1000000000000d", "--", "true"], ""),
-    ("run_at without timezone", ["enqueue", '{"command": "x", "run_at": "2030-01-01T00:00"}'],
-     "timezone"),
-    ("--run-at without timezone", ["enqueue", "--run-at", "2030-01-01T00:00:00", "--", "true"],
-     "timezone"),
-    ("run_at after year 9999", ["enqueue", '{"command": "x", '
-                                           '"run_at": "9999-12-31T23:59:59-23:59"}'], "range"),
-    ("--run-at with --delay", ["enqueue", "--run-at", "2030-01-01T00:00:00Z", "--delay", "5m",
-                               "--", "true"], "not both"),
+    (
+        "run_at without timezone",
+        ["enqueue", '{"command": "x", "run_at": "2030-01-01T00:00"}'],
+        "timezone",
+    ),
+    (
+        "--run-at without timezone",
+        ["enqueue", "--run-at", "2030-01-01T00:00:00", "--", "true"],
+        "timezone",
+    ),
+    (
+        "run_at after year 9999",
+        ["enqueue", '{"command": "x", "run_at": "9999-12-31T23:59:59-23:59"}'],
+        "range",
+    ),
+    (
+        "--run-at with --delay",
+        ["enqueue", "--run-at", "2030-01-01T00:00:00Z", "--delay", "5m", "--", "true"],
+        "not both",
+    ),
     ("--file with a command", ["enqueue", "--file", "-", "--", "true"], "--file"),
     ("lone surrogate in JSON", ["enqueue", '{"command": "echo \\ud800"}'], "UTF-8"),
     ("non-UTF-8 byte in argv", ["enqueue", "--", "echo", os.fsdecode(b"\xff")], "UTF-8"),
@@ -329,8 +432,7 @@ BAD_INPUT: list[tuple[str, list[str], str]] = [
     ("dlq retry a pending job", ["dlq", "retry", "p1"], "not dead"),
     ("dlq retry nothing", ["dlq", "retry"], "--all"),
     ("dlq retry ids and --all", ["dlq", "retry", "d1", "--all"], "--all"),
-    ("unknown config key (set)", ["config", "set", "colour", "red"],
-     "unknown config key 'colour'"),
+    ("unknown config key (set)", ["config", "set", "colour", "red"], "unknown config key 'colour'"),
     ("unknown config key (get)", ["config", "get", "colour"], "unknown config key 'colour'"),
     ("concurrency 0", ["config", "set", "concurrency", "0"], "concurrency"),
     ("max-retries -1", ["config", "set", "max-retries", "-1"], "max-retries"),
@@ -344,21 +446,29 @@ BAD_INPUT: list[tuple[str, list[str], str]] = [
 
 FILE_CASES: list[tuple[str, str, str]] = [
     # (case, file content, fragments of the message)
-    ("duplicate id in the file",
-     '{"id": "a", "command": "x"}\n{"id": "b", "command": "x"}\n{"id": "a", "command": "y"}\n',
-     "line 3|'a'|line 1"),
-    ("id already in the queue",
-     '{"id": "new1", "command": "x"}\n{"command": "x"}\n{"id": "p1", "command": "x"}\n',
-     "line 3|'p1' already exists"),
-    ("invalid JSON on a line",
-     '{"id": "a", "command": "x"}\n{"id": "b", "command": \n', "line 2|invalid JSON"),
-    ("bad field on a line",
-     '{"command": "x"}\n\n{"command": "x", "priority": "high"}\n', "line 3|'priority'"),
+    (
+        "duplicate id in the file",
+        '{"id": "a", "command": "x"}\n{"id": "b", "command": "x"}\n{"id": "a", "command": "y"}\n',
+        "line 3|'a'|line 1",
+    ),
+    (
+        "id already in the queue",
+        '{"id": "new1", "command": "x"}\n{"command": "x"}\n{"id": "p1", "command": "x"}\n',
+        "line 3|'p1' already exists",
+    ),
+    (
+        "invalid JSON on a line",
+        '{"id": "a", "command": "x"}\n{"id": "b", "command": \n',
+        "line 2|invalid JSON",
+    ),
+    (
+        "bad field on a line",
+        '{"command": "x"}\n\n{"command": "x", "priority": "high"}\n',
+        "line 3|'priority'",
+    ),
     ("unknown field on a line", '{"command": "x", "colour": 1}\n', "line 1|'colour'"),
     ("empty file", "\n\n", "no jobs"),
 ]
-
-
 
 
 @dataclass(frozen=True)
@@ -372,7 +482,8 @@ class BadRun:
 def _bad_calls() -> dict[str, tuple[list[str], str | None, str | None]]:
     """test id -> (argv, stdin, file content); a file is written as jobs.jsonl in the home."""
     calls: dict[str, tuple[list[str], str | None, str | None]] = {
-        case: (argv, None, None) for case, argv, _ in BAD_INPUT}
+        case: (argv, None, None) for case, argv, _ in BAD_INPUT
+    }
     for case, content, _ in FILE_CASES:
         calls[f"{case}-file"] = (["enqueue", "--file", "{home}/jobs.jsonl"], None, content)
         calls[f"{case}-stdin"] = (["enqueue", "--file", "-"], content, None)
@@ -399,9 +510,10 @@ def bad_runs() -> Iterator[dict[str, BadRun]]:
             calls.append((home, args, {"input": stdin, "env": env}))
         befores = {case: db_snapshot(home) for case, home in homes.items()}
         results = run_cli_parallel(calls)
-        yield {case: BadRun(result, befores[case], db_snapshot(home),
-                            (home / "decoy").exists())
-               for (case, home), result in zip(homes.items(), results, strict=True)}
+        yield {
+            case: BadRun(result, befores[case], db_snapshot(home), (home / "decoy").exists())
+            for (case, home), result in zip(homes.items(), results, strict=True)
+        }
     finally:
         for home in homes.values():
             shutil.rmtree(home, ignore_errors=True)
@@ -417,19 +529,24 @@ def _check_bad_run(run: BadRun, fragments: str) -> None:
     assert not run.decoy_used
 
 
-@pytest.mark.parametrize(("case", "fragment"), [(case, fragment) for case, _, fragment
-                                                in BAD_INPUT],
-                         ids=[case for case, _, _ in BAD_INPUT])
+@pytest.mark.parametrize(
+    ("case", "fragment"),
+    [(case, fragment) for case, _, fragment in BAD_INPUT],
+    ids=[case for case, _, _ in BAD_INPUT],
+)
 def test_bad_input(bad_runs: dict[str, BadRun], case: str, fragment: str) -> None:
     _check_bad_run(bad_runs[case], fragment)
 
 
 @pytest.mark.parametrize("via", ["file", "stdin"])
-@pytest.mark.parametrize(("case", "fragments"),
-                         [(case, fragments) for case, _, fragments in FILE_CASES],
-                         ids=[case for case, _, _ in FILE_CASES])
-def test_bad_file_stores_nothing(bad_runs: dict[str, BadRun], case: str, fragments: str,
-                                 via: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "fragments"),
+    [(case, fragments) for case, _, fragments in FILE_CASES],
+    ids=[case for case, _, _ in FILE_CASES],
+)
+def test_bad_file_stores_nothing(
+    bad_runs: dict[str, BadRun], case: str, fragments: str, via: str
+) -> None:
     run = bad_runs[f"{case}-{via}"]
     _check_bad_run(run, fragments)
     assert run.after is not None
@@ -442,6 +559,7 @@ def test_missing_file(cli: Cli, home: Path) -> None:
 
 
 # --- the queue's home and its database --------------------------------------------------------
+
 
 def test_home_is_created_0700(home: Path) -> None:
     target = home / "parent" / "queue"
@@ -483,8 +601,7 @@ def test_version_and_help(home: Path) -> None:
 @pytest.mark.slow
 def test_bulk_enqueue_100k(cli: Cli, home: Path) -> None:
     path = home / "bulk.jsonl"
-    path.write_text("".join(f'{{"id": "job{n}", "command": "echo {n}"}}\n'
-                            for n in range(100_000)))
+    path.write_text("".join(f'{{"id": "job{n}", "command": "echo {n}"}}\n' for n in range(100_000)))
     result = cli("enqueue", "--file", str(path))
     assert ok(result) == "enqueued 100000 jobs\n"
     assert counts(cli) == {**{s.value: 0 for s in JobState}, "pending": 100_000}

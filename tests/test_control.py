@@ -45,13 +45,14 @@ HELLO = b'{"op":"hello","version":1}\n'
 
 # --- processes --------------------------------------------------------------------------------
 
+
 def proc_state(pid: int) -> str | None:
     """The state letter of a process in /proc, or None if there is no such process."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return text[text.rindex(")") + 2:].split()[0]
+    return text[text.rindex(")") + 2 :].split()[0]
 
 
 def alive(pid: int) -> bool:
@@ -90,12 +91,13 @@ def group_members(pgid: int) -> list[int]:
             text = (entry / "stat").read_text()
         except OSError:
             continue
-        if int(text[text.rindex(")") + 2:].split()[2]) == pgid:
+        if int(text[text.rindex(")") + 2 :].split()[2]) == pgid:
             members.append(int(entry.name))
     return members
 
 
 # --- the engine -------------------------------------------------------------------------------
+
 
 @dataclass
 class Engines:
@@ -106,8 +108,14 @@ class Engines:
     pids: list[int] = field(default_factory=list)
 
     def start(self, concurrency: int = 4, env: dict[str, str] | None = None) -> int:
-        result = self.cli("worker", "start", "--detach", "-c", str(concurrency),
-                          env={**(env or {}), MARK: str(self.home)})
+        result = self.cli(
+            "worker",
+            "start",
+            "--detach",
+            "-c",
+            str(concurrency),
+            env={**(env or {}), MARK: str(self.home)},
+        )
         assert result.returncode == 0, (result.stdout, result.stderr)
         match = re.search(r"\(pid (\d+)\)", result.stdout)
         assert match, result.stdout
@@ -120,8 +128,20 @@ class Engines:
 
     def cleanup(self) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):
-            subprocess.run([sys.executable, "-m", "queuectl", "--home", str(self.home),
-                            "worker", "stop", "--now"], capture_output=True, timeout=15)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "queuectl",
+                    "--home",
+                    str(self.home),
+                    "worker",
+                    "stop",
+                    "--now",
+                ],
+                capture_output=True,
+                timeout=15,
+            )
         for pid in self.pids:
             if alive(pid):
                 with contextlib.suppress(ProcessLookupError):
@@ -132,8 +152,11 @@ class Engines:
                 os.killpg(pid, signal.SIGKILL)  # a job's shell leads its own group
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not any(alive(pid) for pid in [*self.pids, *leftovers]), timeout=10,
-                 message="an engine or job survived the teardown")
+        wait_for(
+            lambda: not any(alive(pid) for pid in [*self.pids, *leftovers]),
+            timeout=10,
+            message="an engine or job survived the teardown",
+        )
 
 
 @pytest.fixture
@@ -152,6 +175,7 @@ def engine(engines: Engines) -> int:
 
 
 # --- CLI shortcuts ----------------------------------------------------------------------------
+
 
 def enqueue(cli: Cli, *args: str) -> str:
     result = cli("enqueue", *args, check=True)
@@ -172,12 +196,16 @@ def state_of(cli: Cli, job_id: str) -> str:
 
 # --- looking into the queue file (cheap enough to poll; the CLI costs ~0.3 s a call) -------------
 
+
 def db_jobs(home: Path) -> dict[str, tuple[str, int | None]]:
     """{job id: (state, pid)} straight from the SQLite file, read-only."""
-    with contextlib.closing(sqlite3.connect(f"file:{db_path(home)}?mode=ro", uri=True,
-                                            timeout=5)) as conn:
-        return {job_id: (state, pid)
-                for job_id, state, pid in conn.execute("SELECT id, state, pid FROM jobs")}
+    with contextlib.closing(
+        sqlite3.connect(f"file:{db_path(home)}?mode=ro", uri=True, timeout=5)
+    ) as conn:
+        return {
+            job_id: (state, pid)
+            for job_id, state, pid in conn.execute("SELECT id, state, pid FROM jobs")
+        }
 
 
 def db_state(home: Path, job_id: str) -> str:
@@ -186,8 +214,9 @@ def db_state(home: Path, job_id: str) -> str:
 
 def db_running(home: Path) -> set[str]:
     """Jobs that are processing with a process started."""
-    return {job_id for job_id, (state, pid) in db_jobs(home).items()
-            if state == "processing" and pid}
+    return {
+        job_id for job_id, (state, pid) in db_jobs(home).items() if state == "processing" and pid
+    }
 
 
 def db_all(home: Path, ids: list[str], state: str) -> bool:
@@ -200,6 +229,7 @@ def when(iso: str) -> float:
 
 
 # --- 1. status --------------------------------------------------------------------------------
+
 
 def test_status_reports_engine_and_running_jobs(home: Path, cli: Cli, engine: int) -> None:
     ids = {enqueue(cli, "--", "sleep 30"), enqueue(cli, "--", "sleep 30")}
@@ -245,8 +275,10 @@ def test_status_without_engine(cli: Cli) -> None:
 
 # --- 2. worker stop ---------------------------------------------------------------------------
 
-def test_stop_graceful_waits_for_running_job_and_engine_exit(home: Path, cli: Cli,
-                                                            engine: int) -> None:
+
+def test_stop_graceful_waits_for_running_job_and_engine_exit(
+    home: Path, cli: Cli, engine: int
+) -> None:
     job = enqueue(cli, "--", "sleep 2")
     wait_for(lambda: db_running(home) == {job}, timeout=10)
 
@@ -274,8 +306,9 @@ if os.environ.get("QUEUECTL_TEST_SLOW_EXIT"):
 """
 
 
-def test_stop_returns_only_after_the_engine_process_is_gone(home: Path, cli: Cli,
-                                                            engines: Engines) -> None:
+def test_stop_returns_only_after_the_engine_process_is_gone(
+    home: Path, cli: Cli, engines: Engines
+) -> None:
     """`worker stop` must not report "stopped" while the engine process still exists.
 
     The engine's interpreter shutdown (after it has closed its queue and released the engine
@@ -293,8 +326,10 @@ def test_stop_returns_only_after_the_engine_process_is_gone(home: Path, cli: Cli
     assert result.returncode == 0, result.stderr
     assert f"engine (pid {pid}) stopped" in result.stdout
     wait_for(lambda: not alive(pid), timeout=5)
-    assert not still_there, (f"`worker stop` said {result.stdout.strip()!r} and exited while "
-                             f"the engine (pid {pid}) was still running")
+    assert not still_there, (
+        f"`worker stop` said {result.stdout.strip()!r} and exited while "
+        f"the engine (pid {pid}) was still running"
+    )
 
 
 def _assert_interrupted(cli: Cli, job: str) -> None:
@@ -376,13 +411,15 @@ print(data.decode().strip() or json.dumps({"eof": True}))
 def _as_nobody(argv: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *argv],
-        capture_output=True, text=True, timeout=20, cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd="/",
         env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
     )
 
 
-def test_socket_is_private_and_other_uids_are_refused(home: Path, cli: Cli,
-                                                      engine: int) -> None:
+def test_socket_is_private_and_other_uids_are_refused(home: Path, cli: Cli, engine: int) -> None:
     sock = home / SOCKET_NAME
     assert stat.S_ISSOCK(sock.lstat().st_mode)
     assert stat.S_IMODE(sock.stat().st_mode) == 0o600
@@ -392,8 +429,9 @@ def test_socket_is_private_and_other_uids_are_refused(home: Path, cli: Cli,
         pytest.skip("needs root to run a client under another uid")
     if shutil.which("setpriv") is None:
         pytest.skip("setpriv (util-linux) is not installed")
-    python = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3")
-                   if os.access(p, os.X_OK)), None)
+    python = next(
+        (p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if os.access(p, os.X_OK)), None
+    )
     if python is None or _as_nobody([python, "-c", "pass"]).returncode != 0:
         pytest.skip("no Python interpreter that user nobody can run")
 
@@ -420,6 +458,7 @@ def test_socket_is_private_and_other_uids_are_refused(home: Path, cli: Cli,
 
 
 # --- 4. robustness against bad clients --------------------------------------------------------
+
 
 async def raw_session(path: Path, payload: bytes, *, read: bool = True) -> list[dict[str, Any]]:
     """Send `payload` on a fresh connection, then read reply lines until the engine closes.
@@ -471,7 +510,8 @@ def _only_error(replies: list[dict[str, Any]], *words: str) -> str:
 
 
 async def test_bad_clients_get_errors_and_the_engine_keeps_serving(
-        home: Path, cli: Cli, engine: int) -> None:
+    home: Path, cli: Cli, engine: int
+) -> None:
     sock = home / SOCKET_NAME
     busy = await asyncio.to_thread(enqueue, cli, "--", "sleep 2")
 
@@ -530,6 +570,7 @@ async def test_bad_clients_get_errors_and_the_engine_keeps_serving(
 
 # --- 5. wake-up latency -----------------------------------------------------------------------
 
+
 def test_enqueue_wakes_an_idle_engine_quickly(home: Path, cli: Cli, engine: int) -> None:
     time.sleep(1.2)  # the engine must have been idle for more than a second
     enqueued: dict[str, float] = {}
@@ -551,15 +592,19 @@ def test_enqueue_wakes_an_idle_engine_quickly(home: Path, cli: Cli, engine: int)
     # this can be negative) to the job's first action.
     latencies = sorted(started[job] - enqueued[job] for job in enqueued)
     # Stricter: from the job's created_at, taken just before the enqueue's commit.
-    created = {job["id"]: when(job["created_at"])
-               for job in json.loads(cli("list", "--json", "--limit", "100", check=True).stdout)}
+    created = {
+        job["id"]: when(job["created_at"])
+        for job in json.loads(cli("list", "--json", "--limit", "100", check=True).stdout)
+    }
     assert set(created) == set(enqueued)
     from_commit = sorted(started[job] - created[job] for job in enqueued)
     p50, p95 = latencies[49], latencies[94]
     c50, c95 = from_commit[49], from_commit[94]
-    print(f"\nwake-up latency over 100 enqueues, from enqueue's return: p50 {p50 * 1000:.1f} ms, "
-          f"p95 {p95 * 1000:.1f} ms; from created_at: p50 {c50 * 1000:.1f} ms, "
-          f"p95 {c95 * 1000:.1f} ms, max {from_commit[-1] * 1000:.1f} ms")
+    print(
+        f"\nwake-up latency over 100 enqueues, from enqueue's return: p50 {p50 * 1000:.1f} ms, "
+        f"p95 {p95 * 1000:.1f} ms; from created_at: p50 {c50 * 1000:.1f} ms, "
+        f"p95 {c95 * 1000:.1f} ms, max {from_commit[-1] * 1000:.1f} ms"
+    )
     assert latencies[0] > -1.0, "a job started long before its enqueue returned?"
     assert from_commit[0] > -0.01, "a job started before it was enqueued?"
     assert p95 < 0.5, f"p95 wake-up latency {p95:.3f}s (p50 {p50:.3f}s)"
@@ -568,6 +613,7 @@ def test_enqueue_wakes_an_idle_engine_quickly(home: Path, cli: Cli, engine: int)
 
 
 # --- 6. logs -f -------------------------------------------------------------------------------
+
 
 def _line_reader(stream: Any) -> queue.Queue[str | None]:
     lines: queue.Queue[str | None] = queue.Queue()
@@ -585,7 +631,9 @@ def test_logs_follow_streams_a_running_job(home: Path, cli: Cli, engine: int) ->
     job = enqueue(cli, "--", "echo first; sleep 3; echo second")
     follow = subprocess.Popen(
         [sys.executable, "-m", "queuectl", "--home", str(home), "logs", "-f", job],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         lines = _line_reader(follow.stdout)
@@ -617,11 +665,14 @@ def test_logs_follow_streams_a_running_job(home: Path, cli: Cli, engine: int) ->
 
 # --- 7. cancel --------------------------------------------------------------------------------
 
+
 def test_cancel_running_job_kills_its_whole_group(home: Path, cli: Cli, engine: int) -> None:
     pids_file = home / "pids"
-    command = (f"echo $$ >> {pids_file}; "
-               f"sh -c 'sleep 300 & echo $! >> {pids_file}; echo $$ >> {pids_file}; "
-               "exec sleep 300'")
+    command = (
+        f"echo $$ >> {pids_file}; "
+        f"sh -c 'sleep 300 & echo $! >> {pids_file}; echo $$ >> {pids_file}; "
+        "exec sleep 300'"
+    )
     job = enqueue(cli, "--", command)
 
     def recorded() -> list[int] | None:
@@ -643,8 +694,11 @@ def test_cancel_running_job_kills_its_whole_group(home: Path, cli: Cli, engine: 
     info = show(cli, job)
     assert info["state"] == "canceled"
     assert info["history"][-1]["error"] == "canceled by user"
-    wait_for(lambda: not any(alive(pid) for pid in pids), timeout=5,
-             message=f"processes of the canceled job survive: {pids}")
+    wait_for(
+        lambda: not any(alive(pid) for pid in pids),
+        timeout=5,
+        message=f"processes of the canceled job survive: {pids}",
+    )
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 0)
@@ -671,6 +725,7 @@ def test_cancel_pending_and_finished_jobs(home: Path, cli: Cli, engine: int) -> 
 
 # --- 8. pause / resume ------------------------------------------------------------------------
 
+
 def test_pause_holds_new_jobs_until_resume(home: Path, cli: Cli, engine: int) -> None:
     result = cli("pause", check=True)
     assert "paused" in result.stdout
@@ -695,10 +750,12 @@ def test_pause_holds_new_jobs_until_resume(home: Path, cli: Cli, engine: int) ->
 
 # --- 9. scale ---------------------------------------------------------------------------------
 
+
 def _jobs_file(home: Path, name: str, ids: list[str], command: str) -> Path:
     path = home / name
-    path.write_text("".join(json.dumps({"id": job_id, "command": command}) + "\n"
-                            for job_id in ids))
+    path.write_text(
+        "".join(json.dumps({"id": job_id, "command": command}) + "\n" for job_id in ids)
+    )
     return path
 
 
@@ -720,8 +777,11 @@ def test_scale_changes_concurrency_live(home: Path, cli: Cli, engine: int) -> No
             break
         assert time.monotonic() < deadline, "the three jobs did not complete"
     assert busy_samples >= 2
-    spans = sorted((when(a["started_at"]), when(a["finished_at"]))
-                   for job_id in ids for a in show(cli, job_id)["history"])
+    spans = sorted(
+        (when(a["started_at"]), when(a["finished_at"]))
+        for job_id in ids
+        for a in show(cli, job_id)["history"]
+    )
     assert len(spans) == 3
     for (_, finished), (started, _) in itertools.pairwise(spans):
         assert started >= finished - 0.01, f"two jobs overlapped: {spans}"
@@ -737,8 +797,10 @@ def test_scale_changes_concurrency_live(home: Path, cli: Cli, engine: int) -> No
 
 # --- 10. detach, stop, restart ----------------------------------------------------------------
 
-def test_detach_stop_round_trip_and_restart_after_kill(home: Path, cli: Cli,
-                                                       engines: Engines) -> None:
+
+def test_detach_stop_round_trip_and_restart_after_kill(
+    home: Path, cli: Cli, engines: Engines
+) -> None:
     first = engines.start()
     assert status_json(cli)["engine"]["pid"] == first
     stopped = cli("worker", "stop")
@@ -768,6 +830,7 @@ def test_detach_stop_round_trip_and_restart_after_kill(home: Path, cli: Cli,
 
 # --- 11. a planted symlink --------------------------------------------------------------------
 
+
 def test_symlink_at_socket_path_refuses_start(home: Path, cli: Cli, engines: Engines) -> None:
     sock = home / SOCKET_NAME
     target = home / "elsewhere"
@@ -779,7 +842,9 @@ def test_symlink_at_socket_path_refuses_start(home: Path, cli: Cli, engines: Eng
 
     foreground = subprocess.Popen(
         [sys.executable, "-m", "queuectl", "--home", str(home), "worker", "start"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, MARK: str(home)},
     )
     try:

@@ -32,8 +32,9 @@ def engine_factory(home: Path) -> Iterator[StartEngine]:
     """`start(*worker_start_args, env=None, cwd=None)` starts an engine on the test's home."""
     started: list[EngineProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None,
-              cwd: Path | None = None) -> EngineProcess:
+    def start(
+        *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> EngineProcess:
         engine = EngineProcess(home, *args, env=env, cwd=cwd)
         started.append(engine)
         return engine
@@ -44,11 +45,14 @@ def engine_factory(home: Path) -> Iterator[StartEngine]:
         for engine in started:
             engine.close()
         for engine in started:  # shown by pytest when the test failed
-            print(f"--- engine pid {engine.pid} {' '.join(engine.args)}: exit "
-                  f"{engine.proc.returncode}\n{engine.log()}")
+            print(
+                f"--- engine pid {engine.pid} {' '.join(engine.args)}: exit "
+                f"{engine.proc.returncode}\n{engine.log()}"
+            )
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
 
 def enqueue_jobs(cli: Any, home: Path, specs: Sequence[dict[str, Any]]) -> None:
     """Enqueue with one `enqueue --file` of JSON lines."""
@@ -90,14 +94,17 @@ def group_members(pgid: int) -> list[int]:
 
 def all_in_state(home: Path, ids: Sequence[str], state: str, with_pid: bool = False) -> bool:
     rows = jobs(home)
-    return all(job_id in rows and rows[job_id]["state"] == state
-               and (not with_pid or rows[job_id]["pid"]) for job_id in ids)
+    return all(
+        job_id in rows and rows[job_id]["state"] == state and (not with_pid or rows[job_id]["pid"])
+        for job_id in ids
+    )
 
 
 def max_overlap(intervals: Sequence[tuple[float, float]]) -> int:
     """The most half-open intervals [start, end) that share one moment."""
-    events = sorted([(end, -1) for _start, end in intervals]
-                    + [(start, 1) for start, _end in intervals])
+    events = sorted(
+        [(end, -1) for _start, end in intervals] + [(start, 1) for start, _end in intervals]
+    )
     most = now = 0
     for _at, delta in events:
         now += delta
@@ -112,13 +119,14 @@ def peak_kib(engine: EngineProcess) -> int:
 
 # --- 1. many jobs -----------------------------------------------------------------------------
 
+
 @pytest.mark.slow
-def test_500_jobs_each_run_exactly_once(home: Path, cli: Any,
-                                        engine_factory: StartEngine) -> None:
+def test_500_jobs_each_run_exactly_once(home: Path, cli: Any, engine_factory: StartEngine) -> None:
     out = home / "out.txt"
     ids = [f"job-{n:03d}" for n in range(500)]
-    enqueue_jobs(cli, home, [{"id": job_id, "command": f"echo {job_id} >> {out}"}
-                             for job_id in ids])
+    enqueue_jobs(
+        cli, home, [{"id": job_id, "command": f"echo {job_id} >> {out}"} for job_id in ids]
+    )
     assert Counter(states(home).values()) == {"pending": 500}
 
     engine = engine_factory("--concurrency", "20", "--until-empty")
@@ -131,7 +139,8 @@ def test_500_jobs_each_run_exactly_once(home: Path, cli: Any,
     rows = jobs(home)
     assert {row["state"] for row in rows.values()} == {"completed"}
     assert {(row["attempts"], row["runs"], row["exit_code"]) for row in rows.values()} == {
-        (1, 1, 0)}
+        (1, 1, 0)
+    }
     assert {row["state"] for row in list_jobs(cli)} == {"completed"}
     assert len(list_jobs(cli)) == 500
     assert "engine stopped: 500 completed, 0 failed" in engine.log()
@@ -144,13 +153,16 @@ def test_500_jobs_each_run_exactly_once(home: Path, cli: Any,
 
 # --- 2. retries, the DLQ, and back ------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_failing_job_retries_then_dies_and_dlq_retry_revives_it(
-        home: Path, cli: Any, engine_factory: StartEngine) -> None:
+    home: Path, cli: Any, engine_factory: StartEngine
+) -> None:
     configure(cli, backoff_base="1", backoff_jitter="0")
     marker = home / "marker"
-    command = (f'echo "try $QUEUECTL_ATTEMPT"; '
-               f'test -e {marker} || {{ echo "no marker" >&2; exit 3; }}')
+    command = (
+        f'echo "try $QUEUECTL_ATTEMPT"; test -e {marker} || {{ echo "no marker" >&2; exit 3; }}'
+    )
     cli("enqueue", json.dumps({"id": "flaky", "command": command, "max_retries": 2}), check=True)
 
     engine = engine_factory("--until-empty")
@@ -171,7 +183,8 @@ def test_failing_job_retries_then_dies_and_dlq_retry_revives_it(
     assert log.count("flaky failed after") == 2
     assert "flaky dead after 3 attempts" in log
     assert [j["id"] for j in json.loads(cli("dlq", "list", "--json", check=True).stdout)] == [
-        "flaky"]
+        "flaky"
+    ]
 
     assert cli("dlq", "retry", "flaky", check=True).stdout.strip() == "retried 1 job"
     revived = show(cli, "flaky")
@@ -184,7 +197,11 @@ def test_failing_job_retries_then_dies_and_dlq_retry_revives_it(
     assert engine.wait(timeout=30) == 0
     done = show(cli, "flaky")
     assert (done["state"], done["attempts"], done["runs"], done["exit_code"]) == (
-        "completed", 1, 4, 0)
+        "completed",
+        1,
+        4,
+        0,
+    )
     assert len(done["history"]) == 4
     last = done["history"][-1]
     assert (last["run"], last["exit_code"], last["error"]) == (4, 0, None)
@@ -194,17 +211,24 @@ def test_failing_job_retries_then_dies_and_dlq_retry_revives_it(
 
 # --- 3. timeouts --------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
-def test_timeout_kills_the_whole_process_group(home: Path, cli: Any,
-                                               engine_factory: StartEngine) -> None:
+def test_timeout_kills_the_whole_process_group(
+    home: Path, cli: Any, engine_factory: StartEngine
+) -> None:
     configure(cli, kill_grace="1")
     pids = home / "pids"
     # the shell, a child that ignores SIGTERM (only the SIGKILL after the grace ends it), and a
     # plain background child
-    command = (f"echo $$ > {pids}; (trap '' TERM; exec sleep 300) & echo $! >> {pids}; "
-               f"sleep 300 & echo $! >> {pids}; wait")
-    cli("enqueue", json.dumps({"id": "slow", "command": command, "timeout": 1,
-                               "max_retries": 0}), check=True)
+    command = (
+        f"echo $$ > {pids}; (trap '' TERM; exec sleep 300) & echo $! >> {pids}; "
+        f"sleep 300 & echo $! >> {pids}; wait"
+    )
+    cli(
+        "enqueue",
+        json.dumps({"id": "slow", "command": command, "timeout": 1, "max_retries": 0}),
+        check=True,
+    )
 
     engine = engine_factory("--until-empty")
     assert engine.wait(timeout=30) == 0
@@ -226,8 +250,10 @@ def test_timeout_kills_the_whole_process_group(home: Path, cli: Any,
 
 # --- 4. run_at ----------------------------------------------------------------------------------
 
-def test_scheduled_jobs_do_not_start_early(home: Path, cli: Any,
-                                           engine_factory: StartEngine) -> None:
+
+def test_scheduled_jobs_do_not_start_early(
+    home: Path, cli: Any, engine_factory: StartEngine
+) -> None:
     engine = engine_factory()
     wait_for(engine.started)
     before = time.time()
@@ -254,12 +280,22 @@ def test_scheduled_jobs_do_not_start_early(home: Path, cli: Any,
 
 # --- 5. priorities ------------------------------------------------------------------------------
 
+
 def test_higher_priority_runs_first(home: Path, cli: Any, engine_factory: StartEngine) -> None:
     out = home / "out"
     # ids and file order differ from priority order, so neither can pass for it
-    enqueue_jobs(cli, home, [{"id": f"{name}-p{priority}", "command": f"echo {priority} >> {out}",
-                              "priority": priority}
-                             for name, priority in (("a", 1), ("b", 10), ("c", 5), ("d", 0))])
+    enqueue_jobs(
+        cli,
+        home,
+        [
+            {
+                "id": f"{name}-p{priority}",
+                "command": f"echo {priority} >> {out}",
+                "priority": priority,
+            }
+            for name, priority in (("a", 1), ("b", 10), ("c", 5), ("d", 0))
+        ],
+    )
     engine = engine_factory("--until-empty", "-c", "1")
     assert engine.wait(timeout=30) == 0
     assert out.read_text().split() == ["10", "5", "1", "0"]
@@ -268,9 +304,11 @@ def test_higher_priority_runs_first(home: Path, cli: Any, engine_factory: StartE
 
 # --- 6. huge output -----------------------------------------------------------------------------
 
+
 @pytest.mark.slow
-def test_huge_output_keeps_a_bounded_tail(home: Path, cli: Any,
-                                          engine_factory: StartEngine) -> None:
+def test_huge_output_keeps_a_bounded_tail(
+    home: Path, cli: Any, engine_factory: StartEngine
+) -> None:
     configure(cli, output_limit="64KiB")
     command = r"head -c 50000000 /dev/zero | tr '\0' x; echo; echo END; echo err >&2"
     engine = engine_factory()
@@ -284,7 +322,7 @@ def test_huge_output_keeps_a_bounded_tail(home: Path, cli: Any,
     result = cli("logs", "big", check=True)
     marker = "[... earlier output truncated ...]\n"
     assert result.stdout.startswith(marker)
-    tail = result.stdout[len(marker):]
+    tail = result.stdout[len(marker) :]
     assert len(tail) == 64 * 1024
     assert tail.endswith("x\nEND\n")
     assert set(tail[: -len("\nEND\n")]) == {"x"}
@@ -298,14 +336,17 @@ def test_huge_output_keeps_a_bounded_tail(home: Path, cli: Any,
 
 # --- 7. kill -9 and recovery --------------------------------------------------------------------
 
+
 @pytest.mark.slow
-def test_jobs_of_a_killed_engine_run_again_exactly_once(home: Path, cli: Any,
-                                                        engine_factory: StartEngine) -> None:
+def test_jobs_of_a_killed_engine_run_again_exactly_once(
+    home: Path, cli: Any, engine_factory: StartEngine
+) -> None:
     configure(cli, backoff_base="1", backoff_jitter="0")
     out = home / "out"
     ids = [f"crash-{n}" for n in range(10)]
-    enqueue_jobs(cli, home, [{"id": job_id, "command": f"sleep 4; echo {job_id} >> {out}"}
-                             for job_id in ids])
+    enqueue_jobs(
+        cli, home, [{"id": job_id, "command": f"sleep 4; echo {job_id} >> {out}"} for job_id in ids]
+    )
     first = engine_factory("-c", "10")
     wait_for(lambda: all_in_state(home, ids, "processing", with_pid=True), timeout=15)
     groups = {job_id: row["pid"] for job_id, row in jobs(home).items()}
@@ -340,15 +381,23 @@ def test_jobs_of_a_killed_engine_run_again_exactly_once(home: Path, cli: Any,
 
 # --- 8. stopping ------------------------------------------------------------------------------
 
-def test_sigterm_lets_running_jobs_finish(home: Path, cli: Any,
-                                          engine_factory: StartEngine) -> None:
+
+def test_sigterm_lets_running_jobs_finish(
+    home: Path, cli: Any, engine_factory: StartEngine
+) -> None:
     out = home / "out"
     ids = ["t1", "t2", "t3"]
-    enqueue_jobs(cli, home, [
-        *({"id": job_id, "command": f"sleep 1.5; echo done >> {out}", "priority": 1}
-          for job_id in ids),
-        {"id": "waiting", "command": f"echo waiting >> {out}"},  # no free slot: never claimed
-    ])
+    enqueue_jobs(
+        cli,
+        home,
+        [
+            *(
+                {"id": job_id, "command": f"sleep 1.5; echo done >> {out}", "priority": 1}
+                for job_id in ids
+            ),
+            {"id": "waiting", "command": f"echo waiting >> {out}"},  # no free slot: never claimed
+        ],
+    )
     engine = engine_factory("-c", "3")
     wait_for(lambda: all_in_state(home, ids, "processing", with_pid=True), timeout=15)
     assert not out.exists()
@@ -364,7 +413,8 @@ def test_sigterm_lets_running_jobs_finish(home: Path, cli: Any,
 
 
 def test_second_sigterm_kills_jobs_and_returns_them_to_pending(
-        home: Path, cli: Any, engine_factory: StartEngine) -> None:
+    home: Path, cli: Any, engine_factory: StartEngine
+) -> None:
     configure(cli, kill_grace="1")
     ids = ["long1", "long2"]
     enqueue_jobs(cli, home, [{"id": job_id, "command": "sleep 30"} for job_id in ids])
@@ -392,8 +442,10 @@ def test_second_sigterm_kills_jobs_and_returns_them_to_pending(
 
 # --- 9. one engine per queue --------------------------------------------------------------------
 
-def test_a_second_engine_on_the_same_queue_is_refused(home: Path, cli: Any,
-                                                      engine_factory: StartEngine) -> None:
+
+def test_a_second_engine_on_the_same_queue_is_refused(
+    home: Path, cli: Any, engine_factory: StartEngine
+) -> None:
     first = engine_factory()
     wait_for(first.started)
 
@@ -408,24 +460,38 @@ def test_a_second_engine_on_the_same_queue_is_refused(home: Path, cli: Any,
 
 # --- 10. cwd and environment --------------------------------------------------------------------
 
+
 def test_missing_cwd_fails_clearly_and_the_job_environment_is_set(
-        home: Path, cli: Any, engine_factory: StartEngine) -> None:
+    home: Path, cli: Any, engine_factory: StartEngine
+) -> None:
     configure(cli, backoff_base="1", backoff_jitter="0")
     gone = home / "gone"
     gone.mkdir()
     work = home / "work"
     work.mkdir()
-    command = ('printf "%s|%s|%s|%s|%s\\n" "$QUEUECTL_JOB_ID" "$QUEUECTL_ATTEMPT" "$GREETING" '
-               '"$FROM_ENGINE" "$SHARED"; pwd -P; [ "$QUEUECTL_ATTEMPT" -ge 2 ]')
-    enqueue_jobs(cli, home, [
-        {"id": "homeless", "command": "true", "cwd": str(gone), "max_retries": 0},
-        {"id": "envjob", "command": command, "cwd": str(work), "max_retries": 1,
-         "env": {"GREETING": "hello world", "SHARED": "from the job"}},
-    ])
+    command = (
+        'printf "%s|%s|%s|%s|%s\\n" "$QUEUECTL_JOB_ID" "$QUEUECTL_ATTEMPT" "$GREETING" '
+        '"$FROM_ENGINE" "$SHARED"; pwd -P; [ "$QUEUECTL_ATTEMPT" -ge 2 ]'
+    )
+    enqueue_jobs(
+        cli,
+        home,
+        [
+            {"id": "homeless", "command": "true", "cwd": str(gone), "max_retries": 0},
+            {
+                "id": "envjob",
+                "command": command,
+                "cwd": str(work),
+                "max_retries": 1,
+                "env": {"GREETING": "hello world", "SHARED": "from the job"},
+            },
+        ],
+    )
     gone.rmdir()
 
-    engine = engine_factory("--until-empty",
-                            env={"FROM_ENGINE": "inherited", "SHARED": "from the engine"})
+    engine = engine_factory(
+        "--until-empty", env={"FROM_ENGINE": "inherited", "SHARED": "from the engine"}
+    )
     assert engine.wait(timeout=30) == 0
 
     homeless = show(cli, "homeless")
@@ -439,14 +505,17 @@ def test_missing_cwd_fails_clearly_and_the_job_environment_is_set(
     assert (result["state"], result["attempts"]) == ("completed", 2)
     real_work = os.path.realpath(work)
     assert [a["stdout"] for a in result["history"]] == [
-        f"envjob|{n}|hello world|inherited|from the job\n{real_work}\n" for n in (1, 2)]
+        f"envjob|{n}|hello world|inherited|from the job\n{real_work}\n" for n in (1, 2)
+    ]
     assert [a["exit_code"] for a in result["history"]] == [1, 0]
 
 
 # --- 11. noticing new jobs ----------------------------------------------------------------------
 
+
 def test_idle_engine_notices_jobs_enqueued_by_other_processes(
-        home: Path, cli: Any, engine_factory: StartEngine) -> None:
+    home: Path, cli: Any, engine_factory: StartEngine
+) -> None:
     engine = engine_factory()
     wait_for(engine.started)
     time.sleep(1.0)  # idle for a while: what is tested is that idling does not make it deaf

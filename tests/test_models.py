@@ -36,18 +36,45 @@ FIELDS = ("id", "command", "max_retries", "priority", "timeout", "run_at", "cwd"
 
 # --- durations and times ----------------------------------------------------------------------
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("30s", 30.0), ("5m", 300.0), ("2h", 7200.0), ("1.5d", 129600.0), ("250ms", 0.25),
-    ("10", 10.0), ("0", 0.0), ("0.5", 0.5), (" 7 s ", 7.0), ("1d", 86400.0),
-])
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30s", 30.0),
+        ("5m", 300.0),
+        ("2h", 7200.0),
+        ("1.5d", 129600.0),
+        ("250ms", 0.25),
+        ("10", 10.0),
+        ("0", 0.0),
+        ("0.5", 0.5),
+        (" 7 s ", 7.0),
+        ("1d", 86400.0),
+    ],
+)
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", [
-    "", " ", "abc", "-5s", "5x", "1e3", "5 minutes", ".5s", "5.s", "inf", "nan", "s", "5ss",
-    "1h30m",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " ",
+        "abc",
+        "-5s",
+        "5x",
+        "1e3",
+        "5 minutes",
+        ".5s",
+        "5.s",
+        "inf",
+        "nan",
+        "s",
+        "5ss",
+        "1h30m",
+    ],
+)
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(BadInput, match="invalid duration"):
         parse_duration(text)
@@ -59,13 +86,16 @@ def test_parse_duration_is_always_finite() -> None:
         parse_duration("9" * 400 + "s")
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2026-01-31T09:00:00+00:00", datetime(2026, 1, 31, 9, tzinfo=UTC)),
-    ("2026-01-31T09:00:00Z", datetime(2026, 1, 31, 9, tzinfo=UTC)),
-    ("2026-01-31T11:00:00+02:00", datetime(2026, 1, 31, 9, tzinfo=UTC)),
-    ("2026-01-31 04:00:00-05:00", datetime(2026, 1, 31, 9, tzinfo=UTC)),
-    (" 2026-01-31T09:00:00.250Z ", datetime(2026, 1, 31, 9, 0, 0, 250000, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-01-31T09:00:00+00:00", datetime(2026, 1, 31, 9, tzinfo=UTC)),
+        ("2026-01-31T09:00:00Z", datetime(2026, 1, 31, 9, tzinfo=UTC)),
+        ("2026-01-31T11:00:00+02:00", datetime(2026, 1, 31, 9, tzinfo=UTC)),
+        ("2026-01-31 04:00:00-05:00", datetime(2026, 1, 31, 9, tzinfo=UTC)),
+        (" 2026-01-31T09:00:00.250Z ", datetime(2026, 1, 31, 9, 0, 0, 250000, tzinfo=UTC)),
+    ],
+)
 def test_parse_time(text: str, expected: datetime) -> None:
     assert parse_time(text) == expected.timestamp()
 
@@ -76,8 +106,17 @@ def test_parse_time_requires_a_timezone(text: str) -> None:
         parse_time(text)
 
 
-@pytest.mark.parametrize("text", ["", "tomorrow", "2026-13-01T00:00:00Z", "31/01/2026 09:00",
-                                  "2026-01-31T25:00:00+00:00", "1700000000"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "tomorrow",
+        "2026-13-01T00:00:00Z",
+        "31/01/2026 09:00",
+        "2026-01-31T25:00:00+00:00",
+        "1700000000",
+    ],
+)
 def test_parse_time_rejects_garbage(text: str) -> None:
     with pytest.raises(BadInput, match="invalid time"):
         parse_time(text)
@@ -95,13 +134,15 @@ def test_parse_time_result_can_be_shown() -> None:
 
 # --- single fields ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("value", ["a", "job1", "A.b_c:d-e", "0", "x" * 128, "2026-01-31"])
 def test_validate_id_accepts(value: str) -> None:
     assert validate_id(value) == value
 
 
-@pytest.mark.parametrize("value", ["", "-a", ".a", "_a", "a b", "a/b", "x" * 129, "é", "a\n",
-                                   "a\x00", 5, None, ["a"]])
+@pytest.mark.parametrize(
+    "value", ["", "-a", ".a", "_a", "a b", "a/b", "x" * 129, "é", "a\n", "a\x00", 5, None, ["a"]]
+)
 def test_validate_id_rejects(value: Any) -> None:
     with pytest.raises(BadInput, match="invalid id"):
         validate_id(value)
@@ -110,10 +151,16 @@ def test_validate_id_rejects(value: Any) -> None:
 def test_validate_command() -> None:
     assert validate_command("echo hi") == "echo hi"
     assert validate_command("x" * MAX_COMMAND_BYTES) == "x" * MAX_COMMAND_BYTES
-    for bad, fragment in [(5, "must be a string"), (None, "must be a string"),
-                          (["echo"], "must be a string"), ("", "empty"), ("  \n\t", "empty"),
-                          ("echo \x00", "NUL"), ("x" * (MAX_COMMAND_BYTES + 1), "longer"),
-                          ("é" * (MAX_COMMAND_BYTES // 2 + 1), "longer")]:
+    for bad, fragment in [
+        (5, "must be a string"),
+        (None, "must be a string"),
+        (["echo"], "must be a string"),
+        ("", "empty"),
+        ("  \n\t", "empty"),
+        ("echo \x00", "NUL"),
+        ("x" * (MAX_COMMAND_BYTES + 1), "longer"),
+        ("é" * (MAX_COMMAND_BYTES // 2 + 1), "longer"),
+    ]:
         with pytest.raises(BadInput, match=fragment):
             validate_command(bad)
 
@@ -130,9 +177,15 @@ def test_validate_int() -> None:
     assert validate_int("priority", -5) == -5
     assert validate_int("max_retries", 0, 0) == 0
     assert validate_int("priority", 2**62) == 2**62
-    for value, fragment in [(True, "integer"), (1.0, "integer"), ("1", "integer"),
-                            (None, "integer"), (2**62 + 1, "out of range"),
-                            (-(2**62) - 1, "out of range"), (10**100, "out of range")]:
+    for value, fragment in [
+        (True, "integer"),
+        (1.0, "integer"),
+        ("1", "integer"),
+        (None, "integer"),
+        (2**62 + 1, "out of range"),
+        (-(2**62) - 1, "out of range"),
+        (10**100, "out of range"),
+    ]:
         with pytest.raises(BadInput, match=fragment):
             validate_int("priority", value)
     with pytest.raises(BadInput, match=r"'max_retries' must be >= 0, not -1"):
@@ -161,8 +214,17 @@ def test_validate_timeout_huge_integer() -> None:
 def test_validate_env() -> None:
     assert validate_env({}) == {}
     assert validate_env({"A": "1", "B_2": ""}) == {"A": "1", "B_2": ""}
-    for value in [{"": "x"}, {"A=B": "x"}, {"A\x00": "x"}, {"A": 1}, {"A": None},
-                  {"A": "x\x00"}, ["A=1"], "A=1", 5]:
+    for value in [
+        {"": "x"},
+        {"A=B": "x"},
+        {"A\x00": "x"},
+        {"A": 1},
+        {"A": None},
+        {"A": "x\x00"},
+        ["A=1"],
+        "A=1",
+        5,
+    ]:
         with pytest.raises(BadInput, match="env"):
             validate_env(value)
 
@@ -176,6 +238,7 @@ def test_validate_cwd() -> None:
 
 # --- whole specs ------------------------------------------------------------------------------
 
+
 def test_minimal_spec_takes_defaults() -> None:
     spec = parse_job_json('{"command": "echo hi"}', CWD)
     assert spec == JobSpec(command="echo hi", cwd=CWD)
@@ -188,13 +251,27 @@ def test_minimal_spec_takes_defaults() -> None:
 
 
 def test_full_spec() -> None:
-    text = json.dumps({
-        "id": "job1", "command": "sleep 2", "max_retries": 5, "priority": -3, "timeout": 2.5,
-        "run_at": "2026-01-31T09:00:00Z", "cwd": "/srv", "env": {"A": "b"},
-    })
+    text = json.dumps(
+        {
+            "id": "job1",
+            "command": "sleep 2",
+            "max_retries": 5,
+            "priority": -3,
+            "timeout": 2.5,
+            "run_at": "2026-01-31T09:00:00Z",
+            "cwd": "/srv",
+            "env": {"A": "b"},
+        }
+    )
     assert parse_job_json(text, CWD) == JobSpec(
-        command="sleep 2", cwd="/srv", id="job1", max_retries=5, priority=-3, timeout=2.5,
-        run_at=datetime(2026, 1, 31, 9, tzinfo=UTC).timestamp(), env={"A": "b"},
+        command="sleep 2",
+        cwd="/srv",
+        id="job1",
+        max_retries=5,
+        priority=-3,
+        timeout=2.5,
+        run_at=datetime(2026, 1, 31, 9, tzinfo=UTC).timestamp(),
+        env={"A": "b"},
     )
 
 
@@ -204,45 +281,57 @@ def test_null_priority_means_the_default() -> None:
 
 
 def test_nulls_mean_defaults() -> None:
-    text = json.dumps({"command": "x", "id": None, "max_retries": None, "timeout": None,
-                       "run_at": None, "cwd": None, "env": None})
+    text = json.dumps(
+        {
+            "command": "x",
+            "id": None,
+            "max_retries": None,
+            "timeout": None,
+            "run_at": None,
+            "cwd": None,
+            "env": None,
+        }
+    )
     assert parse_job_json(text, CWD) == JobSpec(command="x", cwd=CWD)
 
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ("", "invalid JSON"),
-    ("{", "invalid JSON"),
-    ("{'command': 'x'}", "invalid JSON"),
-    ('{"command": "x"} extra', "invalid JSON"),
-    ("[" * 100_000 + "]" * 100_000, ""),
-    ("[]", "must be a JSON object, not an array"),
-    ('"echo hi"', "must be a JSON object, not a string"),
-    ("null", "not null"),
-    ("42", "not an integer"),
-    ("{}", "'command' is missing"),
-    ('{"id": "a"}', "'command' is missing"),
-    ('{"command": ""}', "empty"),
-    ('{"command": "   "}', "empty"),
-    ('{"command": 5}', "'command' must be a string"),
-    ('{"command": "x", "colour": "red"}', "unknown field 'colour'"),
-    ('{"command": "x", "Command": "y"}', "unknown field 'Command'"),
-    ('{"command": "x", "priority": "high"}', "'priority' must be an integer, not a string"),
-    ('{"command": "x", "priority": 1.5}', "'priority' must be an integer"),
-    ('{"command": "x", "priority": true}', "'priority' must be an integer, not a boolean"),
-    ('{"command": "x", "max_retries": -1}', "'max_retries' must be >= 0"),
-    ('{"command": "x", "max_retries": "3"}', "'max_retries' must be an integer"),
-    ('{"command": "x", "timeout": 0}', "timeout"),
-    ('{"command": "x", "timeout": "30s"}', "timeout"),
-    ('{"command": "x", "timeout": 1e999}', "timeout"),
-    ('{"command": "x", "run_at": "2026-01-31T09:00:00"}', "no timezone"),
-    ('{"command": "x", "run_at": 1700000000}', "'run_at' must be an ISO 8601 string"),
-    ('{"command": "x", "run_at": "soon"}', "invalid time"),
-    ('{"command": "x", "id": "has space"}', "invalid id"),
-    ('{"command": "x", "id": 7}', "invalid id"),
-    ('{"command": "x", "cwd": "rel"}', "absolute"),
-    ('{"command": "x", "env": {"A": 1}}', "env"),
-    ('{"command": "x", "env": "A=1"}', "env"),
-])
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "invalid JSON"),
+        ("{", "invalid JSON"),
+        ("{'command': 'x'}", "invalid JSON"),
+        ('{"command": "x"} extra', "invalid JSON"),
+        ("[" * 100_000 + "]" * 100_000, ""),
+        ("[]", "must be a JSON object, not an array"),
+        ('"echo hi"', "must be a JSON object, not a string"),
+        ("null", "not null"),
+        ("42", "not an integer"),
+        ("{}", "'command' is missing"),
+        ('{"id": "a"}', "'command' is missing"),
+        ('{"command": ""}', "empty"),
+        ('{"command": "   "}', "empty"),
+        ('{"command": 5}', "'command' must be a string"),
+        ('{"command": "x", "colour": "red"}', "unknown field 'colour'"),
+        ('{"command": "x", "Command": "y"}', "unknown field 'Command'"),
+        ('{"command": "x", "priority": "high"}', "'priority' must be an integer, not a string"),
+        ('{"command": "x", "priority": 1.5}', "'priority' must be an integer"),
+        ('{"command": "x", "priority": true}', "'priority' must be an integer, not a boolean"),
+        ('{"command": "x", "max_retries": -1}', "'max_retries' must be >= 0"),
+        ('{"command": "x", "max_retries": "3"}', "'max_retries' must be an integer"),
+        ('{"command": "x", "timeout": 0}', "timeout"),
+        ('{"command": "x", "timeout": "30s"}', "timeout"),
+        ('{"command": "x", "timeout": 1e999}', "timeout"),
+        ('{"command": "x", "run_at": "2026-01-31T09:00:00"}', "no timezone"),
+        ('{"command": "x", "run_at": 1700000000}', "'run_at' must be an ISO 8601 string"),
+        ('{"command": "x", "run_at": "soon"}', "invalid time"),
+        ('{"command": "x", "id": "has space"}', "invalid id"),
+        ('{"command": "x", "id": 7}', "invalid id"),
+        ('{"command": "x", "cwd": "rel"}', "absolute"),
+        ('{"command": "x", "env": {"A": 1}}', "env"),
+        ('{"command": "x", "env": "A=1"}', "env"),
+    ],
+)
 def test_parse_job_json_rejects(text: str, fragment: str) -> None:
     with pytest.raises(BadInput) as info:
         parse_job_json(text, CWD)
@@ -271,6 +360,7 @@ def test_spec_from_dict_unknown_field_lists_the_known_ones() -> None:
 
 
 # --- ids and states ---------------------------------------------------------------------------
+
 
 def test_new_job_id_format() -> None:
     for _ in range(1000):
@@ -305,7 +395,13 @@ def test_job_state_parse_rejects(text: str) -> None:
 
 def test_job_state_values_are_stable() -> None:
     assert [s.value for s in JobState] == [
-        "pending", "processing", "completed", "failed", "dead", "canceled"]
+        "pending",
+        "processing",
+        "completed",
+        "failed",
+        "dead",
+        "canceled",
+    ]
 
 
 # --- properties -------------------------------------------------------------------------------
@@ -313,13 +409,21 @@ def test_job_state_values_are_stable() -> None:
 # strings include lone surrogates (JSON can escape them) and integers go beyond any float
 any_text = st.text() | st.builds(
     lambda before, lone, after: before + lone + after,
-    st.text(max_size=5), st.characters(categories=["Cs"]), st.text(max_size=5),
+    st.text(max_size=5),
+    st.characters(categories=["Cs"]),
+    st.text(max_size=5),
 )
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.integers(10**300, 10**400) | st.floats()
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(10**300, 10**400)
+    | st.floats()
     | any_text,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8) | any_text, children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=8) | any_text, children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -343,8 +447,7 @@ plausible = {
 job_like = st.fixed_dictionaries(
     {"command": plausible["command"] | json_values},
     optional={
-        **{name: values | json_values for name, values in plausible.items()
-           if name != "command"},
+        **{name: values | json_values for name, values in plausible.items() if name != "command"},
     },
 )
 
@@ -392,8 +495,9 @@ def test_known_fields_with_arbitrary_values(data: dict[str, Any]) -> None:
     _check_accepted(_only_bad_input(json.dumps(data)))
 
 
-printable = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1,
-                    max_size=40)
+printable = st.text(
+    st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=40
+)
 
 valid_specs = st.builds(
     JobSpec,
@@ -405,8 +509,7 @@ valid_specs = st.builds(
     timeout=st.none() | st.floats(0.001, 10 * 365 * 86400.0),
     run_at=st.none() | st.integers(0, 4_000_000_000).map(float),
     env=st.dictionaries(
-        st.text(st.characters(codec="utf-8", exclude_characters="\x00="), min_size=1,
-                max_size=10),
+        st.text(st.characters(codec="utf-8", exclude_characters="\x00="), min_size=1, max_size=10),
         st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=10),
         max_size=3,
     ),
@@ -414,8 +517,12 @@ valid_specs = st.builds(
 
 
 def _to_json(spec: JobSpec) -> str:
-    data: dict[str, Any] = {"command": spec.command, "cwd": spec.cwd, "priority": spec.priority,
-                            "env": spec.env}
+    data: dict[str, Any] = {
+        "command": spec.command,
+        "cwd": spec.cwd,
+        "priority": spec.priority,
+        "env": spec.env,
+    }
     if spec.id is not None:
         data["id"] = spec.id
     if spec.max_retries is not None:

@@ -25,6 +25,7 @@ Spawn = Callable[..., Awaitable[JobProcess]]
 
 # --- looking at processes ---------------------------------------------------------------------
 
+
 def _stat(pid: int) -> tuple[bytes, int] | None:
     """(state, process group) of a process, or None if it no longer exists."""
     try:
@@ -54,8 +55,11 @@ async def assert_no_survivors(proc: JobProcess, pids: Sequence[int] = ()) -> Non
     assert [pid for pid in pids if running(pid)] == []
     with pytest.raises(ProcessLookupError):  # the shell is our child: already reaped
         os.kill(proc.pid, 0)
-    await async_wait_for(lambda: all(_stat(pid) is None for pid in pids), timeout=15,
-                         message=f"zombies never reaped: {pids}")
+    await async_wait_for(
+        lambda: all(_stat(pid) is None for pid in pids),
+        timeout=15,
+        message=f"zombies never reaped: {pids}",
+    )
 
 
 @pytest.fixture
@@ -63,10 +67,17 @@ async def spawn() -> AsyncIterator[Spawn]:
     """JobProcess.spawn with test defaults; whatever a failing test leaves behind is killed."""
     started: list[JobProcess] = []
 
-    async def start(command: str, *, cwd: str = "/", env: dict[str, str] | None = None,
-                    output_limit: int = 65536, **kwargs: object) -> JobProcess:
-        proc = await JobProcess.spawn(command, cwd=cwd, env=ENV if env is None else env,
-                                      output_limit=output_limit, **kwargs)  # type: ignore[arg-type]
+    async def start(
+        command: str,
+        *,
+        cwd: str = "/",
+        env: dict[str, str] | None = None,
+        output_limit: int = 65536,
+        **kwargs: object,
+    ) -> JobProcess:
+        proc = await JobProcess.spawn(
+            command, cwd=cwd, env=ENV if env is None else env, output_limit=output_limit, **kwargs
+        )  # type: ignore[arg-type]
         started.append(proc)
         return proc
 
@@ -76,13 +87,15 @@ async def spawn() -> AsyncIterator[Spawn]:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-async def run(spawn: Spawn, command: str, timeout: float | None = None, grace: float = 2.0,
-              **kwargs: object) -> RunResult:
+async def run(
+    spawn: Spawn, command: str, timeout: float | None = None, grace: float = 2.0, **kwargs: object
+) -> RunResult:
     proc = await spawn(command, **kwargs)
     return await proc.wait(timeout, grace)
 
 
 # --- Tail -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("limit", [0, 1, 7, 100])
 @pytest.mark.parametrize("sizes", [[], [3], [7], [150], [1] * 300, [5, 0, 90, 2, 7, 1, 64, 33]])
@@ -111,6 +124,7 @@ def test_tail_rejects_a_negative_limit() -> None:
 
 
 # --- results ----------------------------------------------------------------------------------
+
 
 async def test_success_captures_both_streams(spawn: Spawn) -> None:
     result = await run(spawn, "echo out; echo err >&2")
@@ -156,9 +170,7 @@ async def test_death_by_signal(spawn: Spawn) -> None:
     assert result.error == "killed by signal SIGKILL"
 
 
-async def test_env_is_the_whole_environment(
-    spawn: Spawn, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_env_is_the_whole_environment(spawn: Spawn, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QUEUECTL_TEST_LEAK", "leaked")
     result = await run(spawn, 'echo "$FOO ${QUEUECTL_TEST_LEAK-unset}"', env={**ENV, "FOO": "bar"})
     assert result.stdout == b"bar unset\n"
@@ -179,9 +191,11 @@ async def test_bad_cwd_is_a_spawn_error(tmp_path: Path) -> None:
 
 # --- output limits ----------------------------------------------------------------------------
 
+
 async def test_output_beyond_the_limit_keeps_the_tail(spawn: Spawn) -> None:
-    result = await run(spawn, r"head -c 5000000 /dev/zero | tr '\0' x; echo y; echo e >&2",
-                       output_limit=1000)
+    result = await run(
+        spawn, r"head -c 5000000 /dev/zero | tr '\0' x; echo y; echo e >&2", output_limit=1000
+    )
     assert result.exit_code == 0
     assert result.stdout == b"x" * 998 + b"y\n"
     assert result.stdout_truncated and not result.stderr_truncated
@@ -201,8 +215,9 @@ async def test_huge_output_without_newlines_keeps_memory_bounded(spawn: Spawn) -
     def sample(stream: str, chunk: bytes) -> None:
         peak[0] = max(peak[0], _rss_kib())
 
-    result = await run(spawn, "head -c 50000000 /dev/zero", output_limit=1_000_000,
-                       on_output=sample)
+    result = await run(
+        spawn, "head -c 50000000 /dev/zero", output_limit=1_000_000, on_output=sample
+    )
     assert result.exit_code == 0
     assert result.stdout == bytes(1_000_000) and result.stdout_truncated
     assert max(peak[0], _rss_kib()) - baseline < 30 * 1024
@@ -210,8 +225,10 @@ async def test_huge_output_without_newlines_keeps_memory_bounded(spawn: Spawn) -
 
 async def test_live_output_arrives_while_the_job_runs(spawn: Spawn) -> None:
     chunks: list[tuple[str, bytes]] = []
-    proc = await spawn("echo first; sleep 1; echo second; echo e >&2",
-                       on_output=lambda stream, chunk: chunks.append((stream, chunk)))
+    proc = await spawn(
+        "echo first; sleep 1; echo second; echo e >&2",
+        on_output=lambda stream, chunk: chunks.append((stream, chunk)),
+    )
     task = asyncio.create_task(proc.wait(None, 2.0))
     await async_wait_for(lambda: chunks, timeout=10)
     assert not task.done()
@@ -231,6 +248,7 @@ async def test_a_failing_output_callback_does_not_break_capture(spawn: Spawn) ->
 
 
 # --- ending processes -------------------------------------------------------------------------
+
 
 async def test_timeout_kills_the_whole_group(spawn: Spawn, tmp_path: Path) -> None:
     pids = tmp_path / "pids"
@@ -254,11 +272,14 @@ async def test_a_job_ignoring_sigterm_is_sigkilled_after_the_grace(
     await assert_no_survivors(proc, read_pids(pids))
 
 
-@pytest.mark.parametrize("command", [
-    "sh -c 'sleep 300 & echo $! > {pids}; echo hi'",
-    "(sleep 300 & echo $! > {pids}); echo hi",
-    "sleep 300 </dev/null >/dev/null 2>&1 & echo $! > {pids}; echo hi",
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "sh -c 'sleep 300 & echo $! > {pids}; echo hi'",
+        "(sleep 300 & echo $! > {pids}); echo hi",
+        "sleep 300 </dev/null >/dev/null 2>&1 & echo $! > {pids}; echo hi",
+    ],
+)
 async def test_stragglers_are_killed_when_the_shell_exits(
     spawn: Spawn, tmp_path: Path, command: str
 ) -> None:
@@ -328,13 +349,15 @@ async def test_cancelling_wait_still_kills_and_reaps(spawn: Spawn, tmp_path: Pat
 
 # --- under uvloop, which the engine may use ---------------------------------------------------
 
+
 def test_the_same_under_uvloop(tmp_path: Path) -> None:
     uvloop = pytest.importorskip("uvloop")
 
     async def scenario() -> None:
         pids = tmp_path / "pids"
-        proc = await JobProcess.spawn(f"sh -c 'sleep 300 & echo $! > {pids}; echo hi'",
-                                      cwd="/", env=ENV, output_limit=100)
+        proc = await JobProcess.spawn(
+            f"sh -c 'sleep 300 & echo $! > {pids}; echo hi'", cwd="/", env=ENV, output_limit=100
+        )
         result = await proc.wait(None, 2.0)
         assert (result.exit_code, result.stdout) == (0, b"hi\n")
         await assert_no_survivors(proc, read_pids(pids))

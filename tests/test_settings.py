@@ -160,6 +160,7 @@ def test_unknown_key() -> None:
 
 # --- where the queue lives --------------------------------------------------------------------
 
+
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No queue variables set, and $HOME in a temporary directory."""
@@ -197,8 +198,9 @@ def test_option_beats_everything(clean_env: Path, monkeypatch: pytest.MonkeyPatc
     assert resolve_home(str(clean_env / "opt")) == clean_env / "opt"
 
 
-def test_home_is_absolute_and_expands_tilde(clean_env: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_home_is_absolute_and_expands_tilde(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert resolve_home("~/q") == clean_env / "user" / "q"
     monkeypatch.setenv("QUEUECTL_HOME", "~/envq")
     assert resolve_home(None) == clean_env / "user" / "envq"

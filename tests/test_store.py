@@ -56,8 +56,7 @@ def success(**fields: object) -> Outcome:
 
 
 def failure(code: int = 1, error: str = "exit code 1", **fields: object) -> Outcome:
-    return Outcome(OutcomeKind.FAILURE, exit_code=code, error=error,
-                   **fields)  # type: ignore[arg-type]
+    return Outcome(OutcomeKind.FAILURE, exit_code=code, error=error, **fields)  # type: ignore[arg-type]
 
 
 async def claim_one(store: Store, job_id: str, now: float = T0, owner: str = "e1") -> Job:
@@ -77,12 +76,17 @@ class StoreContract:
     # --- enqueue --------------------------------------------------------------------------
 
     async def test_enqueue_and_get(self, store: Store) -> None:
-        ids = await store.enqueue([spec("echo hi", id="a", priority=5, max_retries=2,
-                                        timeout=9.5, env={"K": "v"})], T0)
+        ids = await store.enqueue(
+            [spec("echo hi", id="a", priority=5, max_retries=2, timeout=9.5, env={"K": "v"})], T0
+        )
         assert ids == ["a"]
         job = await store.get("a")
-        assert (job.id, job.command, job.state, job.priority) == ("a", "echo hi",
-                                                                  JobState.PENDING, 5)
+        assert (job.id, job.command, job.state, job.priority) == (
+            "a",
+            "echo hi",
+            JobState.PENDING,
+            5,
+        )
         assert (job.max_retries, job.timeout, job.cwd, job.env) == (2, 9.5, "/", {"K": "v"})
         assert (job.attempts, job.runs) == (0, 0)
         assert job.created_at == job.updated_at == job.run_at == job.next_run_at == T0
@@ -159,7 +163,12 @@ class StoreContract:
         assert everything_listed[:5] == ["j4", "j3", "j2", "j1", "j0"]
         assert set(everything_listed[5:]) == {"d1", "d2"}
         assert [j.id for j in await store.list_jobs(JobState.PENDING, 100)] == [
-            "j4", "j3", "j2", "j1", "j0"]
+            "j4",
+            "j3",
+            "j2",
+            "j1",
+            "j0",
+        ]
         assert [j.id for j in await store.list_jobs(JobState.PENDING, 2)] == ["j4", "j3"]
         assert [j.id for j in await store.list_jobs(None, 3)] == ["j4", "j3", "j2"]
         assert {j.id for j in await store.list_jobs(JobState.DEAD, 100)} == {"d1", "d2"}
@@ -170,8 +179,11 @@ class StoreContract:
         assert await store.counts() == dict.fromkeys(JobState, 0)
         await make_dead(store, ["d"], T0)
         await store.enqueue([spec(id="p1"), spec(id="p2")], T0)
-        assert await store.counts() == {**dict.fromkeys(JobState, 0), JobState.PENDING: 2,
-                                        JobState.DEAD: 1}
+        assert await store.counts() == {
+            **dict.fromkeys(JobState, 0),
+            JobState.PENDING: 2,
+            JobState.DEAD: 1,
+        }
 
     async def test_counts_after_transitions(self, store: Store) -> None:
         await store.enqueue([spec(id="a"), spec(id="b"), spec(id="c", max_retries=0)], T0)
@@ -180,8 +192,12 @@ class StoreContract:
         await store.finish(jobs["a"], success(), T0 + 1, T0 + 2)
         await store.finish(jobs["b"], failure(), T0 + 1, T0 + 2)
         await store.finish(jobs["c"], failure(), T0 + 1, T0 + 2)
-        assert await store.counts() == {**dict.fromkeys(JobState, 0), JobState.COMPLETED: 1,
-                                        JobState.FAILED: 1, JobState.DEAD: 1}
+        assert await store.counts() == {
+            **dict.fromkeys(JobState, 0),
+            JobState.COMPLETED: 1,
+            JobState.FAILED: 1,
+            JobState.DEAD: 1,
+        }
 
     # --- config ---------------------------------------------------------------------------
 
@@ -195,7 +211,10 @@ class StoreContract:
         await store.set_config("backoff-base", 1.5)
         config = await store.config()
         assert (config["concurrency"], config["job-timeout"], config["backoff-base"]) == (
-            8, None, 1.5)
+            8,
+            None,
+            1.5,
+        )
         assert config["max-retries"] == 3
         assert set(config) == set(CONFIG_KEYS)
         other = await open_queue()
@@ -204,11 +223,17 @@ class StoreContract:
     # --- claim ----------------------------------------------------------------------------
 
     async def test_claim_order(self, store: Store) -> None:
-        await store.enqueue([
-            spec(id="a", run_at=T0 - 2), spec(id="b", priority=5, run_at=T0 - 1),
-            spec(id="d", run_at=T0 - 3), spec(id="c", run_at=T0 - 3),
-            spec(id="e", priority=-1, run_at=T0 - 9), spec(id="f", priority=5, run_at=T0 - 1),
-        ], T0 - 10)
+        await store.enqueue(
+            [
+                spec(id="a", run_at=T0 - 2),
+                spec(id="b", priority=5, run_at=T0 - 1),
+                spec(id="d", run_at=T0 - 3),
+                spec(id="c", run_at=T0 - 3),
+                spec(id="e", priority=-1, run_at=T0 - 9),
+                spec(id="f", priority=5, run_at=T0 - 1),
+            ],
+            T0 - 10,
+        )
         assert [j.id for j in await store.claim("e1", 3, T0, LEASE)] == ["b", "f", "c"]
         assert [j.id for j in await store.claim("e1", 1, T0, LEASE)] == ["d"]
         assert [j.id for j in await store.claim("e1", 10, T0, LEASE)] == ["a", "e"]
@@ -240,8 +265,7 @@ class StoreContract:
         assert len(await store.claim("e1", 4, T0, LEASE)) == 2
         assert (await store.counts())[JobState.PROCESSING] == 10
 
-    async def test_concurrent_claims_are_disjoint(self, store: Store,
-                                                  open_queue: Opener) -> None:
+    async def test_concurrent_claims_are_disjoint(self, store: Store, open_queue: Opener) -> None:
         """Several stores on one queue (as several processes would be) never share a job."""
         ids = {f"j{n:03}" for n in range(300)}
         await store.enqueue([spec(id=job_id) for job_id in sorted(ids)], T0)
@@ -262,12 +286,14 @@ class StoreContract:
             for job_id in result[:3]:
                 assert (await store.get(job_id)).lease_owner == f"e{index}"
 
-    async def test_concurrent_big_claims_are_disjoint(self, store: Store,
-                                                      open_queue: Opener) -> None:
+    async def test_concurrent_big_claims_are_disjoint(
+        self, store: Store, open_queue: Opener
+    ) -> None:
         await store.enqueue([spec(id=f"j{n:03}") for n in range(300)], T0)
         stores = [store, await open_queue(), await open_queue()]
-        results = await asyncio.gather(*(s.claim(f"e{i}", 200, T0, LEASE)
-                                         for i, s in enumerate(stores)))
+        results = await asyncio.gather(
+            *(s.claim(f"e{i}", 200, T0, LEASE) for i, s in enumerate(stores))
+        )
         claimed = [job.id for result in results for job in result]
         assert len(claimed) == len(set(claimed)) == 300
         assert all(len(result) <= 200 for result in results)
@@ -279,8 +305,9 @@ class StoreContract:
     async def test_success_completes(self, store: Store) -> None:
         await store.enqueue([spec(id="a")], T0)
         job = await claim_one(store, "a")
-        state = await store.finish(job, success(stdout=b"hello\n", stderr=b"warn\n"),
-                                   T0 + 2.5, T0 + 99)
+        state = await store.finish(
+            job, success(stdout=b"hello\n", stderr=b"warn\n"), T0 + 2.5, T0 + 99
+        )
         assert state is JobState.COMPLETED
         done = await store.get("a")
         assert done.state is JobState.COMPLETED
@@ -299,8 +326,7 @@ class StoreContract:
         outcome = failure(3, "exit code 3", stdout=b"o" * 10, stderr=b"e", stderr_truncated=True)
         assert await store.finish(job, outcome, T0 + 1, T0 + 50) is JobState.FAILED
         failed = await store.get("a")
-        assert (failed.state, failed.next_run_at, failed.attempts) == (JobState.FAILED,
-                                                                       T0 + 50, 1)
+        assert (failed.state, failed.next_run_at, failed.attempts) == (JobState.FAILED, T0 + 50, 1)
         assert (failed.exit_code, failed.last_error) == (3, "exit code 3")
         assert failed.run_at == T0  # the original schedule is kept
         [attempt] = await store.attempts("a")
@@ -318,8 +344,12 @@ class StoreContract:
         second = await claim_one(store, "a", T0 + 2)
         assert await store.finish(second, failure(error="boom"), T0 + 3, T0 + 9) is JobState.DEAD
         dead = await store.get("a")
-        assert (dead.state, dead.attempts, dead.runs, dead.last_error) == (JobState.DEAD, 2, 2,
-                                                                           "boom")
+        assert (dead.state, dead.attempts, dead.runs, dead.last_error) == (
+            JobState.DEAD,
+            2,
+            2,
+            "boom",
+        )
         assert [a.run for a in await store.attempts("a")] == [1, 2]
         assert await store.claim("e1", 10, T0 + 10_000, LEASE) == []
         assert await store.next_due() is None
@@ -347,15 +377,18 @@ class StoreContract:
     async def test_canceled_outcome(self, store: Store) -> None:
         await store.enqueue([spec(id="a")], T0)
         job = await claim_one(store, "a")
-        state = await store.finish(job, Outcome(OutcomeKind.CANCELED, error="canceled"),
-                                   T0 + 1, T0 + 2)
+        state = await store.finish(
+            job, Outcome(OutcomeKind.CANCELED, error="canceled"), T0 + 1, T0 + 2
+        )
         assert state is JobState.CANCELED
         assert (await store.get("a")).state is JobState.CANCELED
 
-    @pytest.mark.parametrize("change", [{"lease_owner": "someone-else"}, {"runs": 2},
-                                        {"runs": 0}, {"lease_owner": None}])
-    async def test_finish_by_a_stale_holder_changes_nothing(self, store: Store,
-                                                            change: dict[str, object]) -> None:
+    @pytest.mark.parametrize(
+        "change", [{"lease_owner": "someone-else"}, {"runs": 2}, {"runs": 0}, {"lease_owner": None}]
+    )
+    async def test_finish_by_a_stale_holder_changes_nothing(
+        self, store: Store, change: dict[str, object]
+    ) -> None:
         await store.enqueue([spec(id="a")], T0)
         job = await claim_one(store, "a")
         before = await everything(store, "a")
@@ -383,18 +416,25 @@ class StoreContract:
         jobs = await store.claim("e1", 20, T0, LEASE)
         stale = dataclasses.replace(jobs[7], lease_owner="gone")
         results = await asyncio.gather(
-            *(store.finish(job, success() if n % 2 else failure(), T0 + 1, T0 + 2)
-              for n, job in enumerate(jobs) if n != 7),
+            *(
+                store.finish(job, success() if n % 2 else failure(), T0 + 1, T0 + 2)
+                for n, job in enumerate(jobs)
+                if n != 7
+            ),
             store.finish(stale, success(), T0 + 1, T0 + 2),
             return_exceptions=True,
         )
         assert isinstance(results[-1], InvalidTransition)
-        assert results[:-1] == [JobState.COMPLETED if n % 2 else JobState.DEAD
-                                for n in range(20) if n != 7]
+        assert results[:-1] == [
+            JobState.COMPLETED if n % 2 else JobState.DEAD for n in range(20) if n != 7
+        ]
         assert (await store.get(jobs[7].id)).state is JobState.PROCESSING
         counts = await store.counts()
-        assert (counts[JobState.COMPLETED], counts[JobState.DEAD],
-                counts[JobState.PROCESSING]) == (9, 10, 1)
+        assert (counts[JobState.COMPLETED], counts[JobState.DEAD], counts[JobState.PROCESSING]) == (
+            9,
+            10,
+            1,
+        )
 
     async def test_set_pid(self, store: Store) -> None:
         await store.enqueue([spec(id="a")], T0)
@@ -455,8 +495,9 @@ class StoreContract:
     # --- the engine's bookkeeping ---------------------------------------------------------
 
     async def test_orphans(self, store: Store) -> None:
-        await store.enqueue([spec(id="mine"), spec(id="theirs"), spec(id="waiting",
-                                                                      run_at=T0 + 99)], T0)
+        await store.enqueue(
+            [spec(id="mine"), spec(id="theirs"), spec(id="waiting", run_at=T0 + 99)], T0
+        )
         await claim_one(store, "mine", owner="me")
         await claim_one(store, "theirs", owner="old-engine")
         if store.exclusive:
@@ -476,10 +517,10 @@ class StoreContract:
         await store.claim("e1", 2, T0, LEASE)
         await store.claim("e2", 1, T0, LEASE)
         await store.renew_leases("e1", T0 + 500)
-        leases = {j.id: (j.lease_owner, j.lease_expires_at)
-                  for j in await store.list_jobs(None, 10)}
-        assert leases == {"a": ("e1", T0 + 500), "b": ("e1", T0 + 500),
-                          "c": ("e2", T0 + LEASE)}
+        leases = {
+            j.id: (j.lease_owner, j.lease_expires_at) for j in await store.list_jobs(None, 10)
+        }
+        assert leases == {"a": ("e1", T0 + 500), "b": ("e1", T0 + 500), "c": ("e2", T0 + LEASE)}
 
     async def test_renew_leases_ignores_finished_jobs(self, store: Store) -> None:
         await store.enqueue([spec(id="a")], T0)
@@ -491,8 +532,7 @@ class StoreContract:
 
     async def test_next_due(self, store: Store) -> None:
         assert await store.next_due() is None
-        await store.enqueue([spec(id="late", run_at=T0 + 300), spec(id="soon", run_at=T0 + 60)],
-                            T0)
+        await store.enqueue([spec(id="late", run_at=T0 + 300), spec(id="soon", run_at=T0 + 60)], T0)
         assert await store.next_due() == T0 + 60
         assert await store.next_due(retries_only=True) is None
         await claim_one(store, "soon", T0 + 60)
@@ -503,8 +543,9 @@ class StoreContract:
         assert await store.next_due() == T0 + 300
         assert await store.next_due(retries_only=True) == T0 + 400
 
-    async def test_change_marker_moves_when_another_store_writes(self, store: Store,
-                                                                 open_queue: Opener) -> None:
+    async def test_change_marker_moves_when_another_store_writes(
+        self, store: Store, open_queue: Opener
+    ) -> None:
         other = await open_queue()
         marker = await store.change_marker()
         assert await store.change_marker() == marker
@@ -527,6 +568,7 @@ class StoreContract:
 
 # --- the SQLite file itself -------------------------------------------------------------------
 
+
 class TestSqliteFile:
     async def test_schema_version_and_wal(self, home: Path) -> None:
         store = await open_store(home)
@@ -535,8 +577,10 @@ class TestSqliteFile:
         try:
             assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-            tables = {row[0] for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            tables = {
+                row[0]
+                for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
             assert {"jobs", "attempts", "config"} <= tables
         finally:
             conn.close()

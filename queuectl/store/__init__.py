@@ -21,8 +21,9 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     # --- jobs as the CLI sees them
-    async def enqueue(self, specs: Sequence[JobSpec], now: float,
-                      progress: Callable[[int], None] | None = None) -> list[str]:
+    async def enqueue(
+        self, specs: Sequence[JobSpec], now: float, progress: Callable[[int], None] | None = None
+    ) -> list[str]:
         """Store all specs in one transaction (all or none); defaults come from config."""
 
     async def get(self, job_id: str) -> Job:

@@ -78,23 +78,42 @@ def _states(conn: sqlite3.Connection, job_ids: list[str]) -> dict[str, JobState]
 
 def _job(row: sqlite3.Row) -> Job:
     return Job(
-        id=row["id"], command=row["command"], state=JobState(row["state"]),
-        priority=row["priority"], max_retries=row["max_retries"], timeout=row["timeout"],
-        cwd=row["cwd"], env=json.loads(row["env"]), attempts=row["attempts"], runs=row["runs"],
-        created_at=row["created_at"], updated_at=row["updated_at"], run_at=row["run_at"],
-        next_run_at=row["next_run_at"], last_error=row["last_error"],
-        exit_code=row["exit_code"], started_at=row["started_at"],
-        finished_at=row["finished_at"], lease_owner=row["lease_owner"],
-        lease_expires_at=row["lease_expires_at"], pid=row["pid"],
+        id=row["id"],
+        command=row["command"],
+        state=JobState(row["state"]),
+        priority=row["priority"],
+        max_retries=row["max_retries"],
+        timeout=row["timeout"],
+        cwd=row["cwd"],
+        env=json.loads(row["env"]),
+        attempts=row["attempts"],
+        runs=row["runs"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        run_at=row["run_at"],
+        next_run_at=row["next_run_at"],
+        last_error=row["last_error"],
+        exit_code=row["exit_code"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        lease_owner=row["lease_owner"],
+        lease_expires_at=row["lease_expires_at"],
+        pid=row["pid"],
     )
 
 
 def _attempt(row: sqlite3.Row) -> Attempt:
     return Attempt(
-        job_id=row["job_id"], run=row["run"], engine=row["engine"],
-        started_at=row["started_at"], finished_at=row["finished_at"],
-        exit_code=row["exit_code"], error=row["error"], stdout=bytes(row["stdout"]),
-        stderr=bytes(row["stderr"]), stdout_truncated=bool(row["stdout_truncated"]),
+        job_id=row["job_id"],
+        run=row["run"],
+        engine=row["engine"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        exit_code=row["exit_code"],
+        error=row["error"],
+        stdout=bytes(row["stdout"]),
+        stderr=bytes(row["stderr"]),
+        stdout_truncated=bool(row["stdout_truncated"]),
         stderr_truncated=bool(row["stderr_truncated"]),
     )
 
@@ -136,8 +155,7 @@ class SqliteStore:
         try:
             # Created 0600 (it holds job output); SQLite gives -wal and -shm the same mode.
             with contextlib.suppress(FileExistsError):
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
-                                 0o600))
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
             conn = await aiosqlite.connect(path, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open queue database {str(path)!r}: {exc}") from None
@@ -157,16 +175,20 @@ class SqliteStore:
         try:
             info = os.stat(self.path)
         except FileNotFoundError:
-            raise StorageError(f"queue database {str(self.path)!r} was deleted while in use; "
-                               "its queue is gone (restore it from a backup)") from None
+            raise StorageError(
+                f"queue database {str(self.path)!r} was deleted while in use; "
+                "its queue is gone (restore it from a backup)"
+            ) from None
         return info.st_dev, info.st_ino
 
     def _check_file(self) -> None:
         """SQLite in WAL mode goes on writing to a deleted file; a long-lived engine must
         notice instead of running jobs whose results vanish (a new queue may stand there)."""
         if self._file_identity() != self._identity:
-            raise StorageError(f"queue database {str(self.path)!r} was replaced by another "
-                               "file while in use; restart the engine")
+            raise StorageError(
+                f"queue database {str(self.path)!r} was replaced by another "
+                "file while in use; restart the engine"
+            )
 
     def storage_error(self, exc: sqlite3.Error) -> StorageError:
         text = str(exc)
@@ -233,8 +255,9 @@ class SqliteStore:
         async with self._write_lock:
             return await self._conn._execute(_in_transaction, self._conn._conn, body)
 
-    async def _rows(self, name: str, params: Sequence[Any] | dict[str, Any] = ()
-                    ) -> list[sqlite3.Row]:
+    async def _rows(
+        self, name: str, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> list[sqlite3.Row]:
         return list(await self._conn.execute_fetchall(SQL[name], params))
 
     async def close(self) -> None:
@@ -243,8 +266,9 @@ class SqliteStore:
     # --- jobs as the CLI sees them -----------------------------------------------------------
 
     @_translated
-    async def enqueue(self, specs: Sequence[JobSpec], now: float,
-                      progress: Callable[[int], None] | None = None) -> list[str]:
+    async def enqueue(
+        self, specs: Sequence[JobSpec], now: float, progress: Callable[[int], None] | None = None
+    ) -> list[str]:
         seen: set[str] = set()
         for spec in specs:
             if spec.id is not None:
@@ -256,7 +280,7 @@ class SqliteStore:
                 config = await self._config()
                 rows = [self._job_row(spec, config, now) for spec in specs]
                 for start in range(0, len(rows), _INSERT_BATCH):
-                    batch = rows[start:start + _INSERT_BATCH]
+                    batch = rows[start : start + _INSERT_BATCH]
                     await conn.executemany(SQL["insert_job"], batch)
                     if progress:
                         progress(len(batch))
@@ -270,13 +294,24 @@ class SqliteStore:
         timeout = spec.timeout if spec.timeout is not None else config["job-timeout"]
         max_retries = spec.max_retries if spec.max_retries is not None else config["max-retries"]
         run_at = spec.run_at if spec.run_at is not None else now
-        return (spec.id or new_job_id(), spec.command, spec.priority, max_retries, timeout,
-                spec.cwd, json.dumps(spec.env), now, now, run_at, run_at)
+        return (
+            spec.id or new_job_id(),
+            spec.command,
+            spec.priority,
+            max_retries,
+            timeout,
+            spec.cwd,
+            json.dumps(spec.env),
+            now,
+            now,
+            run_at,
+            run_at,
+        )
 
     async def _existing_ids(self, ids: Sequence[str]) -> list[str]:
         found: list[str] = []
         for start in range(0, len(ids), _CHUNK):
-            chunk = json.dumps(list(ids[start:start + _CHUNK]))
+            chunk = json.dumps(list(ids[start : start + _CHUNK]))
             found += [row[0] for row in await self._rows("existing_ids", (chunk,))]
         return found
 
@@ -360,8 +395,9 @@ class SqliteStore:
 
         def claim_due(conn: sqlite3.Connection) -> list[sqlite3.Row]:
             rows = conn.execute(SQL["claim"], params).fetchall()
-            conn.executemany(SQL["insert_attempt"],
-                             [(row["id"], row["runs"], owner, now) for row in rows])
+            conn.executemany(
+                SQL["insert_attempt"], [(row["id"], row["runs"], owner, now) for row in rows]
+            )
             return rows
 
         jobs = [_job(row) for row in await self._transact(claim_due)]
@@ -370,8 +406,9 @@ class SqliteStore:
 
     @_translated
     async def set_pid(self, job: Job, pid: int) -> None:
-        await self._submit("pid", {"pid": pid, "id": job.id, "owner": job.lease_owner,
-                                   "run": job.runs})
+        await self._submit(
+            "pid", {"pid": pid, "id": job.id, "owner": job.lease_owner, "run": job.runs}
+        )
 
     @_translated
     async def renew_leases(self, owner: str, until: float) -> None:
@@ -381,13 +418,23 @@ class SqliteStore:
 
     @_translated
     async def finish(self, job: Job, outcome: Outcome, now: float, retry_at: float) -> JobState:
-        state = await self._submit("finish", {
-            "id": job.id, "owner": job.lease_owner, "run": job.runs, "now": now,
-            "kind": outcome.kind.value, "exit_code": outcome.exit_code, "error": outcome.error,
-            "retry_at": retry_at, "stdout": outcome.stdout, "stderr": outcome.stderr,
-            "stdout_truncated": outcome.stdout_truncated,
-            "stderr_truncated": outcome.stderr_truncated,
-        })
+        state = await self._submit(
+            "finish",
+            {
+                "id": job.id,
+                "owner": job.lease_owner,
+                "run": job.runs,
+                "now": now,
+                "kind": outcome.kind.value,
+                "exit_code": outcome.exit_code,
+                "error": outcome.error,
+                "retry_at": retry_at,
+                "stdout": outcome.stdout,
+                "stderr": outcome.stderr,
+                "stdout_truncated": outcome.stdout_truncated,
+                "stderr_truncated": outcome.stderr_truncated,
+            },
+        )
         assert isinstance(state, JobState)
         return state
 
@@ -442,8 +489,7 @@ class SqliteStore:
             return _states(conn, [params["id"] for params in finishes])
 
         states = await self._transact(apply)
-        return [states[write.params["id"]] if write.kind == "finish" else None
-                for write in batch]
+        return [states[write.params["id"]] if write.kind == "finish" else None for write in batch]
 
     async def _apply_each(self, batch: list[_Write]) -> list[JobState | Exception | None]:
         def apply(conn: sqlite3.Connection) -> list[JobState | Exception | None]:
@@ -453,17 +499,25 @@ class SqliteStore:
                 if write.kind == "pid":
                     results.append(None)
                 elif cursor.rowcount == 0:
-                    results.append(InvalidTransition(
-                        f"job {write.params['id']!r} run {write.params['run']} is no longer "
-                        f"held by {write.params['owner']}"))
+                    results.append(
+                        InvalidTransition(
+                            f"job {write.params['id']!r} run {write.params['run']} is no longer "
+                            f"held by {write.params['owner']}"
+                        )
+                    )
                 else:
                     conn.execute(SQL["finish_attempt"], write.params)
                     results.append(None)
-            done = [w.params["id"] for w, r in zip(batch, results, strict=True)
-                    if w.kind == "finish" and r is None]
+            done = [
+                w.params["id"]
+                for w, r in zip(batch, results, strict=True)
+                if w.kind == "finish" and r is None
+            ]
             states = _states(conn, done)
-            return [states[write.params["id"]] if write.kind == "finish" and result is None
-                    else result for write, result in zip(batch, results, strict=True)]
+            return [
+                states[write.params["id"]] if write.kind == "finish" and result is None else result
+                for write, result in zip(batch, results, strict=True)
+            ]
 
         return await self._transact(apply)
 

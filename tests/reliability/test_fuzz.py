@@ -47,24 +47,32 @@ def cli_settings(examples: int) -> settings:
 
 # --- strategies -------------------------------------------------------------------------------
 
-huge_ints = st.sampled_from([2**62, 2**62 + 1, -(2**62) - 1, 2**63, -(2**63), 2**64, 10**30,
-                             -(10**30), 10**400])
-numbers = (st.integers() | huge_ints
-           | st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0, -1, 0.0, 1e-300]))
+huge_ints = st.sampled_from(
+    [2**62, 2**62 + 1, -(2**62) - 1, 2**63, -(2**63), 2**64, 10**30, -(10**30), 10**400]
+)
+numbers = (
+    st.integers()
+    | huge_ints
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([0, -1, 0.0, 1e-300])
+)
 json_scalars = st.none() | st.booleans() | numbers | st.text(max_size=20)
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                               max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=10,
 )
 iso_times = st.builds(
     lambda moment, zone: moment.isoformat() + zone,
-    st.datetimes(), st.sampled_from(["", "Z", "+00:00", "-05:00", "+14:00", "+25:00"]),
+    st.datetimes(),
+    st.sampled_from(["", "Z", "+00:00", "-05:00", "+14:00", "+25:00"]),
 )
 FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "id": st.from_regex(ID_PATTERN, fullmatch=True) | st.sampled_from(SEEDED) | json_values,
-    "command": st.text(max_size=30) | st.sampled_from(["", "  ", "true", "echo \x00"])
+    "command": st.text(max_size=30)
+    | st.sampled_from(["", "  ", "true", "echo \x00"])
     | json_values,
     "max_retries": st.integers(-3, 10) | json_values,
     "priority": st.integers(-10, 10) | json_values,
@@ -75,8 +83,14 @@ FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
     | json_values,
 }
 job_objects = st.fixed_dictionaries({}, optional=FIELD_VALUES) | st.fixed_dictionaries(
-    {"command": st.just("true")}, optional={"id": FIELD_VALUES["id"], "bogus": json_values,
-                                            "ID": json_values, "command ": json_values})
+    {"command": st.just("true")},
+    optional={
+        "id": FIELD_VALUES["id"],
+        "bogus": json_values,
+        "ID": json_values,
+        "command ": json_values,
+    },
+)
 
 
 @st.composite
@@ -134,6 +148,7 @@ def assert_rejected(result: subprocess.CompletedProcess[str], home: Path, before
 
 # --- 1. one job on the command line -----------------------------------------------------------
 
+
 def test_fuzzed_job_argument_is_stored_or_clearly_refused(home: Path, cli: Cli) -> None:
     seed(home, dead=[SEEDED[0]], pending=SEEDED[1:])
     cwd = os.getcwd()
@@ -165,7 +180,8 @@ def test_fuzzed_job_argument_is_stored_or_clearly_refused(home: Path, cli: Cli) 
             new_id = result.stdout.strip()
             assert job_ids(home) == job_ids_of(before) | {new_id}
             assert command_of(home, new_id) == (
-                json.loads(text)["command"] if text.lstrip().startswith("{") else text)
+                json.loads(text)["command"] if text.lstrip().startswith("{") else text
+            )
         else:
             assert_rejected(result, home, before)
 
@@ -173,6 +189,7 @@ def test_fuzzed_job_argument_is_stored_or_clearly_refused(home: Path, cli: Cli) 
 
 
 # --- 2. many jobs from a file -----------------------------------------------------------------
+
 
 def breaks_lines(text: str) -> bool:
     """Characters that str.splitlines() treats as line ends (\\x85, U+2028, ...)."""
@@ -185,13 +202,16 @@ def file_lines(draw: st.DrawFn) -> str:
     if kind == "blank":
         return draw(st.sampled_from(["", "   ", "\t"]))
     if kind == "text":
-        return draw(st.text(max_size=30).filter(
-            lambda t: not breaks_lines(t) and expect_encodable(t)))
+        return draw(
+            st.text(max_size=30).filter(lambda t: not breaks_lines(t) and expect_encodable(t))
+        )
     if kind == "valid":
         value: Any = {"command": draw(st.sampled_from(["true", "echo hi", "sleep 0"]))}
         if draw(st.booleans()):
-            value["id"] = draw(st.sampled_from(["f1", "f2", "f3", "f4", *SEEDED])
-                               | st.from_regex(ID_PATTERN, fullmatch=True))
+            value["id"] = draw(
+                st.sampled_from(["f1", "f2", "f3", "f4", *SEEDED])
+                | st.from_regex(ID_PATTERN, fullmatch=True)
+            )
     else:
         value = draw(job_objects if kind == "object" else json_values)
     line = json.dumps(value, ensure_ascii=False, allow_nan=True)
@@ -264,9 +284,11 @@ def test_json_lines_with_unicode_line_separators_in_strings(home: Path, cli: Cli
     """JSON text may hold U+2028, U+2029 and U+0085 raw inside strings (json.dumps with
     ensure_ascii=False writes them so); a JSON Lines reader must split on \\n only."""
     path = home / "jobs.jsonl"
-    lines = [json.dumps({"id": "sep-1", "command": "echo 'a\u2028b'"}, ensure_ascii=False),
-             json.dumps({"id": "sep-2", "command": "echo 'c\x85d'"}, ensure_ascii=False),
-             json.dumps({"id": "sep-3", "command": "true"})]
+    lines = [
+        json.dumps({"id": "sep-1", "command": "echo 'a\u2028b'"}, ensure_ascii=False),
+        json.dumps({"id": "sep-2", "command": "echo 'c\x85d'"}, ensure_ascii=False),
+        json.dumps({"id": "sep-3", "command": "true"}),
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = cli("enqueue", "--file", str(path))
     assert result.returncode == 0, result.stderr
@@ -287,8 +309,28 @@ config_values = st.one_of(
     st.text(max_size=30),
     st.from_regex(r"\A\s?-?[0-9]{1,25}(\.[0-9]{0,6})?\s?(ms|s|m|h|d|k|KiB|mb|GiB|x)?\s?\Z"),
     st.integers(20, 400).map(lambda n: "9" * n),
-    st.sampled_from(["", " ", "none", "OFF", "nan", "inf", "-inf", "1e999", "-0", "0", "1",
-                     "1024", "1025", "0.5", "1GiB", "2GiB", "١٢", "１２"]),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "none",
+            "OFF",
+            "nan",
+            "inf",
+            "-inf",
+            "1e999",
+            "-0",
+            "0",
+            "1",
+            "1024",
+            "1025",
+            "0.5",
+            "1GiB",
+            "2GiB",
+            "١٢",
+            "１２",
+        ]
+    ),
 ).filter(fits_argv)
 
 
@@ -311,18 +353,20 @@ def test_fuzzed_config_values_are_stored_or_clearly_refused(home: Path, cli: Cli
             assert_rejected(result, home, before)
             return
         assert result.returncode == 0, (key, value, result.stderr)
-        with contextlib.closing(sqlite3.connect(f"file:{db_path(home)}?mode=ro",
-                                                uri=True)) as conn:
+        with contextlib.closing(sqlite3.connect(f"file:{db_path(home)}?mode=ro", uri=True)) as conn:
             stored = conn.execute("SELECT value FROM config WHERE key = ?", (key,)).fetchone()
         assert json.loads(stored[0]) == parsed
 
     check()
 
 
-@pytest.mark.parametrize("key", ["output-limit", "max-retries", "concurrency", "backoff-base",
-                                 "backoff-max", "job-timeout"])
-def test_config_value_with_thousands_of_digits_is_a_clear_error(home: Path, cli: Cli,
-                                                                  key: str) -> None:
+@pytest.mark.parametrize(
+    "key",
+    ["output-limit", "max-retries", "concurrency", "backoff-base", "backoff-max", "job-timeout"],
+)
+def test_config_value_with_thousands_of_digits_is_a_clear_error(
+    home: Path, cli: Cli, key: str
+) -> None:
     """Python refuses int() of more than 4300 digits with a ValueError; a huge number is bad
     input like any other out-of-range value."""
     seed(home, pending=SEEDED[1:])
@@ -335,9 +379,13 @@ def test_config_value_with_thousands_of_digits_is_a_clear_error(home: Path, cli:
 
 HELLO = b'{"op":"hello","version":1}\n'
 
-bad_kill_after = (st.text(max_size=5) | st.integers(max_value=-1) | st.floats(max_value=-1e-9)
-                  | st.lists(json_scalars, max_size=2) | st.dictionaries(st.text(max_size=3),
-                                                                         json_scalars))
+bad_kill_after = (
+    st.text(max_size=5)
+    | st.integers(max_value=-1)
+    | st.floats(max_value=-1e-9)
+    | st.lists(json_scalars, max_size=2)
+    | st.dictionaries(st.text(max_size=3), json_scalars)
+)
 field_values = json_values | huge_ints | st.sampled_from([0, 1, 1024, 1025, -1, "", "x" * 300])
 
 
@@ -360,8 +408,7 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def payloads(draw: st.DrawFn) -> bytes:
-    kind = draw(st.sampled_from(["bytes", "hello+bytes", "hello+request", "request",
-                                 "bad hello"]))
+    kind = draw(st.sampled_from(["bytes", "hello+bytes", "hello+request", "request", "bad hello"]))
     if kind == "bytes":
         return draw(st.binary(max_size=300))
     if kind == "hello+bytes":
@@ -398,8 +445,7 @@ def check_replies(payload: bytes, replies: list[dict[str, Any]], engine_pid: int
             assert isinstance(error, str) and error and "\n" not in error, (payload, reply)
             assert "internal error" not in error, (payload, reply)
     if replies:
-        assert replies[-1].get("end") is True or replies[-1].get("version") == 1, (payload,
-                                                                                   replies)
+        assert replies[-1].get("end") is True or replies[-1].get("version") == 1, (payload, replies)
     if len(replies) > 1:
         assert replies[0] == {"ok": True, "version": 1, "pid": engine_pid}, (payload, replies)
 
@@ -440,8 +486,11 @@ def test_garbage_on_the_control_socket(home: Path, cli: Cli) -> None:
         status = json.loads(cli("status", "--json", check=True).stdout)
         assert status["engine"]["running"] is True and status["engine"]["pid"] == engine.pid
         job_id = cli("enqueue", "--", "echo after-the-fuzz", check=True).stdout.strip()
-        wait_for(lambda: _state(home, job_id) == "completed", timeout=20,
-                 message=f"a job enqueued after the fuzz did not complete:\n{engine.log()}")
+        wait_for(
+            lambda: _state(home, job_id) == "completed",
+            timeout=20,
+            message=f"a job enqueued after the fuzz did not complete:\n{engine.log()}",
+        )
         assert engine.alive()
         log = engine.log()
         assert "Traceback" not in log and "control request failed" not in log, log
@@ -450,8 +499,9 @@ def test_garbage_on_the_control_socket(home: Path, cli: Cli) -> None:
 
 
 def _state(home: Path, job_id: str) -> str | None:
-    with contextlib.closing(sqlite3.connect(f"file:{db_path(home)}?mode=ro", uri=True,
-                                            timeout=5)) as conn:
+    with contextlib.closing(
+        sqlite3.connect(f"file:{db_path(home)}?mode=ro", uri=True, timeout=5)
+    ) as conn:
         row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
     return row[0] if row else None
 
@@ -464,8 +514,10 @@ def test_deeply_nested_request_gets_a_clear_error(home: Path, cli: Cli) -> None:
         wait_for(engine.started, timeout=20)
         sock = home / SOCKET_NAME
         deep = b"[" * 5000 + b"]" * 5000
-        for payload in (b'{"op":"hello","version":' + deep + b"}\n",
-                        HELLO + b'{"op":"scale","concurrency":' + deep + b"}\n"):
+        for payload in (
+            b'{"op":"hello","version":' + deep + b"}\n",
+            HELLO + b'{"op":"scale","concurrency":' + deep + b"}\n",
+        ):
             replies = exchange(sock, payload)
             assert replies, "dropped without an answer"
             assert replies[-1]["ok"] is False, replies
@@ -477,8 +529,9 @@ def test_deeply_nested_request_gets_a_clear_error(home: Path, cli: Cli) -> None:
 
 
 @pytest.mark.parametrize("kill_after", [b"NaN", b"true"])
-def test_stop_with_a_kill_after_that_is_not_seconds_is_refused(home: Path, cli: Cli,
-                                                               kill_after: bytes) -> None:
+def test_stop_with_a_kill_after_that_is_not_seconds_is_refused(
+    home: Path, cli: Cli, kill_after: bytes
+) -> None:
     """`kill_after` is seconds >= 0: NaN (which Python's json accepts) and booleans are not;
     a refused stop leaves the engine running its jobs."""
     engine = EngineProcess(home, "-c", "1")
@@ -486,8 +539,9 @@ def test_stop_with_a_kill_after_that_is_not_seconds_is_refused(home: Path, cli: 
         wait_for(engine.started, timeout=20)
         job_id = cli("enqueue", "--", "sleep 3", check=True).stdout.strip()
         wait_for(lambda: _state(home, job_id) == "processing", timeout=15)
-        replies = exchange(home / SOCKET_NAME,
-                           HELLO + b'{"op":"stop","kill_after":' + kill_after + b"}\n")
+        replies = exchange(
+            home / SOCKET_NAME, HELLO + b'{"op":"stop","kill_after":' + kill_after + b"}\n"
+        )
         assert len(replies) == 2, replies
         assert replies[1]["ok"] is False and "kill_after" in replies[1]["error"], replies
         assert engine.alive()

@@ -56,11 +56,14 @@ def engines(home: Path) -> Iterator[StartEngine]:
         for engine in started:
             engine.close()
         for engine in started:
-            print(f"--- engine pid {engine.pid} {' '.join(engine.args)}: exit "
-                  f"{engine.proc.returncode}\n{engine.log()}")
+            print(
+                f"--- engine pid {engine.pid} {' '.join(engine.args)}: exit "
+                f"{engine.proc.returncode}\n{engine.log()}"
+            )
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
 
 def configure(cli: Any, **values: str) -> None:
     for key, value in values.items():
@@ -99,8 +102,10 @@ def group_members(pgid: int) -> list[int]:
 def processing_groups(home: Path, ids: Sequence[str]) -> dict[str, int] | None:
     """{job id: its process group} once every job runs and has its pid recorded."""
     rows = jobs(home)
-    if all(job_id in rows and rows[job_id]["state"] == "processing" and rows[job_id]["pid"]
-           for job_id in ids):
+    if all(
+        job_id in rows and rows[job_id]["state"] == "processing" and rows[job_id]["pid"]
+        for job_id in ids
+    ):
         return {job_id: rows[job_id]["pid"] for job_id in ids}
     return None
 
@@ -177,9 +182,11 @@ class RssSampler:
 
 # --- 4. stopping ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_one_stop_signal_lets_running_jobs_finish(home: Path, cli: Any, engines: StartEngine,
-                                                  sig: signal.Signals) -> None:
+def test_one_stop_signal_lets_running_jobs_finish(
+    home: Path, cli: Any, engines: StartEngine, sig: signal.Signals
+) -> None:
     out = home / "out"
     ids = ["g1", "g2", "g3"]
     for job_id in ids:
@@ -207,7 +214,8 @@ STUBBORN = "trap '' TERM; sleep 300"  # the shell and its sleep ignore SIGTERM
 
 @pytest.mark.parametrize("how", ["sigint-twice", "stop-timeout"])
 def test_a_job_ignoring_sigterm_is_killed_after_the_grace_and_goes_back_to_pending(
-        home: Path, cli: Any, engines: StartEngine, how: str) -> None:
+    home: Path, cli: Any, engines: StartEngine, how: str
+) -> None:
     configure(cli, kill_grace=str(GRACE))
     enqueue(cli, id="stubborn", command=STUBBORN)
     enqueue(cli, id="plain", command="sleep 300")
@@ -245,7 +253,8 @@ def test_a_job_ignoring_sigterm_is_killed_after_the_grace_and_goes_back_to_pendi
 
 
 def test_a_timed_out_job_ignoring_sigterm_is_killed_after_the_grace(
-        home: Path, cli: Any, engines: StartEngine) -> None:
+    home: Path, cli: Any, engines: StartEngine
+) -> None:
     configure(cli, kill_grace=str(GRACE))
     enqueue(cli, id="stubborn", command=STUBBORN, timeout=1, max_retries=0)
     engine = engines("--until-empty")
@@ -278,7 +287,8 @@ STRAGGLERS = {
 
 @pytest.mark.parametrize("variant", list(STRAGGLERS))
 def test_a_grandchild_holding_stdout_does_not_keep_the_job_running(
-        home: Path, cli: Any, engines: StartEngine, variant: str) -> None:
+    home: Path, cli: Any, engines: StartEngine, variant: str
+) -> None:
     pids = home / "straggler.pid"
     leader = home / "leader.pid"
     command = f"echo $$ > {leader}; " + STRAGGLERS[variant].format(pids=pids)
@@ -286,8 +296,11 @@ def test_a_grandchild_holding_stdout_does_not_keep_the_job_running(
     wait_for(engine.started)
     enqueued = time.monotonic()
     enqueue(cli, id="straggler", command=command)
-    wait_for(lambda: job(home, "straggler")["state"] not in ("pending", "processing"),
-             timeout=15, message="the job did not end within 15 s")
+    wait_for(
+        lambda: job(home, "straggler")["state"] not in ("pending", "processing"),
+        timeout=15,
+        message="the job did not end within 15 s",
+    )
     waited = time.monotonic() - enqueued
 
     row = job(home, "straggler")
@@ -306,7 +319,8 @@ def test_a_grandchild_holding_stdout_does_not_keep_the_job_running(
 
 
 def test_a_grandchild_in_a_new_session_does_not_keep_the_job_running(
-        home: Path, cli: Any, engines: StartEngine) -> None:
+    home: Path, cli: Any, engines: StartEngine
+) -> None:
     """A straggler that leaves the job's session (setsid) cannot be killed with the group; the
     job still completes promptly (the engine stops waiting for the pipes' EOF)."""
     pids = home / "straggler.pid"
@@ -322,8 +336,10 @@ def test_a_grandchild_in_a_new_session_does_not_keep_the_job_running(
 
 # --- 6. floods of output ------------------------------------------------------------------------
 
+
 def test_200_mb_on_stdout_and_on_stderr_neither_deadlock_nor_grow_the_engine(
-        home: Path, cli: Any, engines: StartEngine) -> None:
+    home: Path, cli: Any, engines: StartEngine
+) -> None:
     configure(cli, output_limit=str(OUTPUT_LIMIT))
     flood = f"head -c {FLOOD_BYTES} /dev/zero"
     engine = engines("-c", "3")
@@ -334,15 +350,22 @@ def test_200_mb_on_stdout_and_on_stderr_neither_deadlock_nor_grow_the_engine(
         enqueue(cli, id="both", command=f"{flood} & {flood} >&2; wait")
         enqueue(cli, id="out", command=flood)
         enqueue(cli, id="err", command=f"{flood} >&2")
-        wait_for(lambda: all(job(home, job_id)["state"] == "completed"
-                             for job_id in ("both", "out", "err")),
-                 timeout=90, interval=0.2, message="the floods did not complete: deadlock?")
+        wait_for(
+            lambda: all(
+                job(home, job_id)["state"] == "completed" for job_id in ("both", "out", "err")
+            ),
+            timeout=90,
+            interval=0.2,
+            message="the floods did not complete: deadlock?",
+        )
         took = time.monotonic() - started
         peak_kib = int(engine.status()["VmHWM"].split()[0])
     assert engine.stop() == 0
 
-    print(f"floods done in {took:.1f}s; engine VmRSS max {rss.max_kib} KiB over {rss.samples} "
-          f"samples, VmHWM {peak_kib} KiB")
+    print(
+        f"floods done in {took:.1f}s; engine VmRSS max {rss.max_kib} KiB over {rss.samples} "
+        f"samples, VmHWM {peak_kib} KiB"
+    )
     assert took < 60, f"the floods took {took:.1f}s"
     assert rss.samples > 5
     assert rss.max_kib * 1024 < FLOOD_RSS_LIMIT, f"engine VmRSS reached {rss.max_kib} KiB"

@@ -64,13 +64,24 @@ else:
 
 
 def queuectl_argv(umask: int, home: Path, *args: str) -> list[str]:
-    return ["sh", "-c", f'umask {umask:03o} && exec "$@"', "sh",
-            sys.executable, "-m", "queuectl", "--home", str(home), *args]
+    return [
+        "sh",
+        "-c",
+        f'umask {umask:03o} && exec "$@"',
+        "sh",
+        sys.executable,
+        "-m",
+        "queuectl",
+        "--home",
+        str(home),
+        *args,
+    ]
 
 
 def run_with_umask(umask: int, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(queuectl_argv(umask, home, *args), capture_output=True, text=True,
-                          timeout=CLI_TIMEOUT)
+    return subprocess.run(
+        queuectl_argv(umask, home, *args), capture_output=True, text=True, timeout=CLI_TIMEOUT
+    )
 
 
 def mode(path: Path) -> int:
@@ -78,8 +89,9 @@ def mode(path: Path) -> int:
 
 
 def job_state(home: Path, job_id: str) -> str | None:
-    with contextlib.closing(sqlite3.connect(f"file:{db_path(home)}?mode=ro", uri=True,
-                                            timeout=5)) as conn:
+    with contextlib.closing(
+        sqlite3.connect(f"file:{db_path(home)}?mode=ro", uri=True, timeout=5)
+    ) as conn:
         row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
     return row[0] if row else None
 
@@ -122,9 +134,11 @@ def detached(home: Path) -> Iterator[DetachedEngine]:
 
 # --- 1. permissions under any umask -----------------------------------------------------------
 
+
 @pytest.mark.parametrize("umask", [0o000, 0o077], ids=["umask000", "umask077"])
-def test_home_socket_and_files_are_private_under_any_umask(detached: DetachedEngine,
-                                                           umask: int) -> None:
+def test_home_socket_and_files_are_private_under_any_umask(
+    detached: DetachedEngine, umask: int
+) -> None:
     home = detached.home
     detached.start(umask)  # the engine creates the home and the database
     enqueued = run_with_umask(umask, home, "enqueue", "--", "echo secret-output")
@@ -145,7 +159,8 @@ def test_home_socket_and_files_are_private_under_any_umask(detached: DetachedEng
 
 
 def test_detached_engine_log_is_not_writable_by_others_under_umask_000(
-        detached: DetachedEngine) -> None:
+    detached: DetachedEngine,
+) -> None:
     """The detached engine's log (job ids, commands, errors) is created by `worker start
     --detach`; like every other file in the home it must not be writable by other users."""
     detached.start(0o000)
@@ -154,6 +169,7 @@ def test_detached_engine_log_is_not_writable_by_others_under_umask_000(
 
 
 # --- 2. another user ---------------------------------------------------------------------------
+
 
 def nobody_python() -> str:
     if os.geteuid() != 0:
@@ -169,7 +185,10 @@ def nobody_python() -> str:
 def as_nobody(argv: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *argv],
-        capture_output=True, text=True, timeout=30, cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd="/",
         env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
     )
 
@@ -229,11 +248,16 @@ def test_home_owned_by_another_user_and_open_to_all_is_refused(home: Path) -> No
 
 # --- 3. something planted at the socket path --------------------------------------------------
 
+
 def start_foreground(home: Path, umask: int = 0o022) -> subprocess.CompletedProcess[str]:
     """`worker start` in the foreground; it must refuse at once, so a run that lasts is killed
     and reported."""
-    process = subprocess.Popen(queuectl_argv(umask, home, "worker", "start", "-c", "1"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        queuectl_argv(umask, home, "worker", "start", "-c", "1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         out, err = process.communicate(timeout=20)
     except subprocess.TimeoutExpired:
@@ -246,10 +270,11 @@ def start_foreground(home: Path, umask: int = 0o022) -> subprocess.CompletedProc
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
-@pytest.mark.parametrize("planted", ["symlink-to-file", "dangling-symlink", "symlink-to-dir",
-                                     "regular-file", "directory"])
-def test_anything_but_a_socket_at_the_socket_path_refuses_start(home: Path,
-                                                                planted: str) -> None:
+@pytest.mark.parametrize(
+    "planted",
+    ["symlink-to-file", "dangling-symlink", "symlink-to-dir", "regular-file", "directory"],
+)
+def test_anything_but_a_socket_at_the_socket_path_refuses_start(home: Path, planted: str) -> None:
     queue = home / "q"
     queue.mkdir(mode=0o700)
     sock = queue / SOCKET_NAME
@@ -268,8 +293,11 @@ def test_anything_but_a_socket_at_the_socket_path_refuses_start(home: Path,
         sock.write_bytes(precious)
     else:
         sock.mkdir()
-    before = {path: (path.lstat().st_mode, path.lstat().st_mtime_ns, path.lstat().st_ino)
-              for path in (sock, outside) if os.path.lexists(path)}
+    before = {
+        path: (path.lstat().st_mode, path.lstat().st_mtime_ns, path.lstat().st_ino)
+        for path in (sock, outside)
+        if os.path.lexists(path)
+    }
 
     for umask in (0o022, 0o000):
         result = start_foreground(queue, umask)
@@ -279,8 +307,11 @@ def test_anything_but_a_socket_at_the_socket_path_refuses_start(home: Path,
         assert ("symlink" if "symlink" in planted else "not a socket") in message, message
         assert holder(queue / LOCK_NAME) is None, "the refused engine still holds the lock"
 
-    after = {path: (path.lstat().st_mode, path.lstat().st_mtime_ns, path.lstat().st_ino)
-             for path in (sock, outside) if os.path.lexists(path)}
+    after = {
+        path: (path.lstat().st_mode, path.lstat().st_mtime_ns, path.lstat().st_ino)
+        for path in (sock, outside)
+        if os.path.lexists(path)
+    }
     assert after == before, "what was planted at the socket path (or its target) was touched"
     if planted == "symlink-to-file":
         assert outside.read_bytes() == precious and mode(outside) == 0o644
@@ -295,9 +326,9 @@ def test_anything_but_a_socket_at_the_socket_path_refuses_start(home: Path,
 
 # --- 4. a home that exists with loose permissions ---------------------------------------------
 
+
 @pytest.mark.parametrize("loose", [0o755, 0o777, 0o750, 0o701])
-def test_an_existing_loose_home_of_ours_is_tightened_on_first_use(home: Path,
-                                                                  loose: int) -> None:
+def test_an_existing_loose_home_of_ours_is_tightened_on_first_use(home: Path, loose: int) -> None:
     queue = home / "q"
     queue.mkdir()
     os.chmod(queue, loose)

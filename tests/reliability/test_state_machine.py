@@ -63,18 +63,23 @@ def outcome_for(kind: str, n: int) -> Outcome:
     if kind == "failure":
         return Outcome(OutcomeKind.FAILURE, exit_code=1, error="exit code 1", stderr=b"boom\n")
     if kind == "timeout":
-        return Outcome(OutcomeKind.FAILURE, exit_code=None, error="timed out after 1s",
-                       stdout=b"partial", stdout_truncated=True)
+        return Outcome(
+            OutcomeKind.FAILURE,
+            exit_code=None,
+            error="timed out after 1s",
+            stdout=b"partial",
+            stdout_truncated=True,
+        )
     if kind == "interrupted":
-        return Outcome(OutcomeKind.INTERRUPTED, exit_code=-15,
-                       error="interrupted: the engine was stopped")
+        return Outcome(
+            OutcomeKind.INTERRUPTED, exit_code=-15, error="interrupted: the engine was stopped"
+        )
     return Outcome(OutcomeKind.CANCELED, exit_code=-15, error="canceled by user")
 
 
 def read_db(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
     """Every job row and every attempt row, read-only with the stdlib module."""
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
-                                            timeout=5)) as conn:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as conn:
         conn.row_factory = sqlite3.Row
         jobs = {row["id"]: dict(row) for row in conn.execute("SELECT * FROM jobs")}
         attempts: dict[str, list[dict[str, Any]]] = {job_id: [] for job_id in jobs}
@@ -112,22 +117,30 @@ class StoreMachine(RuleBasedStateMachine):
 
     # --- the user's side ---------------------------------------------------------------------
 
-    @rule(count=st.integers(1, 3), priority=st.integers(-2, 2),
-          max_retries=st.none() | st.integers(0, 3),
-          past=st.none() | st.floats(0, 5, allow_nan=False))
-    def enqueue(self, count: int, priority: int, max_retries: int | None,
-                past: float | None) -> None:
+    @rule(
+        count=st.integers(1, 3),
+        priority=st.integers(-2, 2),
+        max_retries=st.none() | st.integers(0, 3),
+        past=st.none() | st.floats(0, 5, allow_nan=False),
+    )
+    def enqueue(
+        self, count: int, priority: int, max_retries: int | None, past: float | None
+    ) -> None:
         run_at = None if past is None else self.now - past
         ids = [f"j{self.count + i}" for i in range(count)]
         self.count += count
-        specs = [spec("true", id=job_id, priority=priority, max_retries=max_retries,
-                      run_at=run_at) for job_id in ids]
+        specs = [
+            spec("true", id=job_id, priority=priority, max_retries=max_retries, run_at=run_at)
+            for job_id in ids
+        ]
         assert self.run(self.store.enqueue(specs, self.now)) == ids
         for job_id in ids:
             self.model[job_id] = Expected(
-                job_id, priority,
+                job_id,
+                priority,
                 DEFAULT_MAX_RETRIES if max_retries is None else max_retries,
-                self.now if run_at is None else run_at)
+                self.now if run_at is None else run_at,
+            )
 
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
@@ -150,8 +163,11 @@ class StoreMachine(RuleBasedStateMachine):
         if dead and data.draw(st.booleans(), label="only dead"):
             ids = data.draw(st.lists(st.sampled_from(dead), min_size=1, max_size=3))
         else:
-            ids = data.draw(st.lists(st.sampled_from([*sorted(self.model), "no-such-job"]),
-                                     min_size=1, max_size=3))
+            ids = data.draw(
+                st.lists(
+                    st.sampled_from([*sorted(self.model), "no-such-job"]), min_size=1, max_size=3
+                )
+            )
         if all(i in self.model and self.model[i].state is JobState.DEAD for i in ids):
             assert self.run(self.store.retry_dead(ids, self.now)) == list(dict.fromkeys(ids))
             for job_id in ids:
@@ -176,13 +192,18 @@ class StoreMachine(RuleBasedStateMachine):
 
     # --- the engine's side -------------------------------------------------------------------
 
-    @rule(owner=st.sampled_from(OWNERS), limit=st.integers(1, 3),
-          advance=st.sampled_from([0.0, 0.5, 2.0, 5.0, 20.0]))
+    @rule(
+        owner=st.sampled_from(OWNERS),
+        limit=st.integers(1, 3),
+        advance=st.sampled_from([0.0, 0.5, 2.0, 5.0, 20.0]),
+    )
     def claim(self, owner: str, limit: int, advance: float) -> None:
         self.now += advance
-        runnable = [m for m in self.model.values()
-                    if m.state in (JobState.PENDING, JobState.FAILED)
-                    and m.next_run_at <= self.now]
+        runnable = [
+            m
+            for m in self.model.values()
+            if m.state in (JobState.PENDING, JobState.FAILED) and m.next_run_at <= self.now
+        ]
         runnable.sort(key=lambda m: (-m.priority, m.next_run_at, m.id))
         expected = runnable[:limit]
         jobs = self.run(self.store.claim(owner, limit, self.now, LEASE))
@@ -213,14 +234,18 @@ class StoreMachine(RuleBasedStateMachine):
                 assert jobs[job_id]["lease_expires_at"] == self.now + LEASE
 
     @precondition(lambda self: self.held)
-    @rule(data=st.data(), kind=st.sampled_from(KINDS),
-          delay=st.sampled_from([0.0, 1.0, 4.0, 30.0]),
-          advance=st.sampled_from([0.0, 0.1, 3.0]))
+    @rule(
+        data=st.data(),
+        kind=st.sampled_from(KINDS),
+        delay=st.sampled_from([0.0, 1.0, 4.0, 30.0]),
+        advance=st.sampled_from([0.0, 0.1, 3.0]),
+    )
     def finish(self, data: st.DataObject, kind: str, delay: float, advance: float) -> None:
         job = self.held.pop(data.draw(st.sampled_from(sorted(self.held))))
         self.now += advance
-        state = self.run(self.store.finish(job, outcome_for(kind, job.runs), self.now,
-                                           self.now + delay))
+        state = self.run(
+            self.store.finish(job, outcome_for(kind, job.runs), self.now, self.now + delay)
+        )
         assert state is self._finished(job.id, kind, self.now + delay)
         self.stale.append(job)
 
@@ -241,8 +266,7 @@ class StoreMachine(RuleBasedStateMachine):
             m.state, m.next_run_at = JobState.FAILED, retry_at
         return m.state
 
-    @rule(crashed=st.sampled_from([*OWNERS, "both"]),
-          advance=st.sampled_from([0.0, 1.0, 40.0]))
+    @rule(crashed=st.sampled_from([*OWNERS, "both"]), advance=st.sampled_from([0.0, 1.0, 40.0]))
     def crash_and_recover(self, crashed: str, advance: float) -> None:
         """An engine dies (its in-memory claims are gone); the next one recovers as
         Engine.recover does: every processing job it does not own is finished as a failure."""
@@ -254,13 +278,17 @@ class StoreMachine(RuleBasedStateMachine):
         for job_id in [i for i, job in self.held.items() if job.lease_owner in dead_owners]:
             self.stale.append(self.held.pop(job_id))
         orphans = self.run(self.store.orphans(rescuer, self.now))
-        expected = {i for i, m in self.model.items()
-                    if m.state is JobState.PROCESSING and m.owner != rescuer}
+        expected = {
+            i
+            for i, m in self.model.items()
+            if m.state is JobState.PROCESSING and m.owner != rescuer
+        }
         assert {job.id for job in orphans} == expected
         assert all(job.lease_owner in dead_owners for job in orphans), orphans
         for job in orphans:
-            outcome = Outcome(OutcomeKind.FAILURE,
-                              error=f"the engine running the job died ({job.lease_owner})")
+            outcome = Outcome(
+                OutcomeKind.FAILURE, error=f"the engine running the job died ({job.lease_owner})"
+            )
             retry_at = self.now + 2.0
             state = self.run(self.store.finish(job, outcome, self.now, retry_at))
             assert state is self._finished(job.id, "failure", retry_at)
@@ -273,8 +301,7 @@ class StoreMachine(RuleBasedStateMachine):
         job = data.draw(st.sampled_from(self.stale))
         before = self.snapshot()
         with pytest.raises(InvalidTransition):
-            self.run(self.store.finish(job, outcome_for(kind, job.runs), self.now,
-                                       self.now + 1.0))
+            self.run(self.store.finish(job, outcome_for(kind, job.runs), self.now, self.now + 1.0))
         assert self.snapshot() == before, f"a refused finish of {job.id} changed the queue"
 
     @precondition(lambda self: self.stale)
@@ -317,19 +344,35 @@ class StoreMachine(RuleBasedStateMachine):
             before = self.previous.get(job_id)
             if before is not None and before["state"] in TERMINAL_STATES and before != row:
                 assert job_id in self.retried, (
-                    f"terminal job {job_id} changed without a dlq retry: {before} -> {row}")
+                    f"terminal job {job_id} changed without a dlq retry: {before} -> {row}"
+                )
                 assert (before["state"], row["state"]) == ("dead", "pending"), (before, row)
 
             m = self.model[job_id]
-            got = (row["state"], row["attempts"], row["runs"], row["lease_owner"], row["pid"],
-                   row["next_run_at"], row["priority"], row["max_retries"])
-            want = (m.state.value, m.attempts, m.runs, m.owner, m.pid, m.next_run_at,
-                    m.priority, m.max_retries)
+            got = (
+                row["state"],
+                row["attempts"],
+                row["runs"],
+                row["lease_owner"],
+                row["pid"],
+                row["next_run_at"],
+                row["priority"],
+                row["max_retries"],
+            )
+            want = (
+                m.state.value,
+                m.attempts,
+                m.runs,
+                m.owner,
+                m.pid,
+                m.next_run_at,
+                m.priority,
+                m.max_retries,
+            )
             assert got == want, f"job {job_id}: database {got} != model {want}"
         self.previous = jobs
         self.retried = set()
 
 
-StoreMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=30,
-                                          deadline=None)
+StoreMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
 TestStoreStateMachine = StoreMachine.TestCase

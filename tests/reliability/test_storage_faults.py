@@ -52,8 +52,10 @@ def engines(home: Path) -> Iterator[StartEngine]:
         for engine in started:
             engine.close()
         for engine in started:
-            print(f"--- engine pid {engine.pid} {' '.join(engine.args)}: exit "
-                  f"{engine.proc.returncode}\n{engine.log()}")
+            print(
+                f"--- engine pid {engine.pid} {' '.join(engine.args)}: exit "
+                f"{engine.proc.returncode}\n{engine.log()}"
+            )
 
 
 def digest(path: Path) -> str:
@@ -62,22 +64,25 @@ def digest(path: Path) -> str:
 
 # --- 10a. a read-only database or home ----------------------------------------------------------
 
+
 @contextlib.contextmanager
 def read_only(paths: Sequence[Path]) -> Iterator[None]:
     """Make files and directories unwritable, even for root: `chattr +i` as root (root ignores
     modes), chmod a-w otherwise. Skips the test where neither can be done."""
     if os.geteuid() == 0:
         if shutil.which("chattr") is None:
-            pytest.skip("running as root and chattr is not installed: cannot make a file "
-                        "read-only for root")
+            pytest.skip(
+                "running as root and chattr is not installed: cannot make a file read-only for root"
+            )
         done: list[Path] = []
         try:
             for path in paths:
-                result = subprocess.run(["chattr", "+i", str(path)], capture_output=True,
-                                        text=True)
+                result = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
                 if result.returncode != 0:
-                    pytest.skip(f"chattr +i {path} failed (file system or capability): "
-                                f"{result.stderr.strip()}")
+                    pytest.skip(
+                        f"chattr +i {path} failed (file system or capability): "
+                        f"{result.stderr.strip()}"
+                    )
                 done.append(path)
             yield
         finally:
@@ -102,8 +107,9 @@ READ_ONLY_CASES = {
 
 
 @pytest.mark.parametrize("case", list(READ_ONLY_CASES))
-def test_read_only_queue_refuses_enqueue_with_one_clear_line(home: Path, cli: Any,
-                                                             case: str) -> None:
+def test_read_only_queue_refuses_enqueue_with_one_clear_line(
+    home: Path, cli: Any, case: str
+) -> None:
     seed(home, dead=["dead1"], pending=["p1", "p2"], config={"max-retries": 7})
     db = db_path(home)
     assert not Path(f"{db}-wal").exists()  # closed cleanly: all data is in the main file
@@ -127,6 +133,7 @@ def test_read_only_queue_refuses_enqueue_with_one_clear_line(home: Path, cli: An
 
 # --- 10b. the home deleted under a running engine -----------------------------------------------
 
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, in seconds."""
     text = Path(f"/proc/{pid}/stat").read_text()
@@ -135,7 +142,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def test_deleting_the_home_under_a_running_engine_is_reported(
-        home: Path, cli: Any, engines: StartEngine) -> None:
+    home: Path, cli: Any, engines: StartEngine
+) -> None:
     """What the engine does when `rm -rf HOME` runs under it.
 
     It keeps its open (now unlinked) database, so SQLite goes on working in WAL mode without
@@ -163,8 +171,10 @@ def test_deleting_the_home_under_a_running_engine_is_reported(
             time.sleep(0.1)
         cpu = cpu_seconds(engine.pid) - cpu_before if engine.alive() else 0.0
         text = since()
-        print(f"engine log in the 3 s after the home was deleted ({len(text)} bytes, "
-              f"{cpu:.2f}s CPU, alive={engine.alive()}):\n{text}")
+        print(
+            f"engine log in the 3 s after the home was deleted ({len(text)} bytes, "
+            f"{cpu:.2f}s CPU, alive={engine.alive()}):\n{text}"
+        )
 
         assert "Traceback" not in text
         assert len(text) < 4096, f"the engine logged {len(text)} bytes in 3 s"
@@ -176,18 +186,22 @@ def test_deleting_the_home_under_a_running_engine_is_reported(
         try:
             wait_for(reported, timeout=7.0, interval=0.1)
         except AssertionError:
-            pytest.fail(f"the engine (pid {engine.pid}) went on silently for 10 s after its "
-                        f"home {home} was deleted: no error logged, still running; its log "
-                        f"since then:\n{since()}")
+            pytest.fail(
+                f"the engine (pid {engine.pid}) went on silently for 10 s after its "
+                f"home {home} was deleted: no error logged, still running; its log "
+                f"since then:\n{since()}"
+            )
         text = since()
         assert "Traceback" not in text
         if not engine.alive():
             assert engine.proc.returncode != 0, (
-                f"the engine exited 0 after its home was deleted:\n{text}")
+                f"the engine exited 0 after its home was deleted:\n{text}"
+            )
         assert str(home) in text or "queue.db" in text, text
 
 
 # --- 10c. a corrupt database --------------------------------------------------------------------
+
 
 def garbage(home: Path) -> None:
     db_path(home).write_bytes(b"this is not a database, just some garbage\n" * 200)
@@ -195,8 +209,9 @@ def garbage(home: Path) -> None:
 
 def truncated(home: Path, keep: Callable[[int], int]) -> None:
     """A real queue with jobs and attempts, cut to `keep(size)` bytes."""
-    seed(home, dead=[f"dead{n}" for n in range(50)],
-         pending=[f"pending{n:04d}" for n in range(2000)])
+    seed(
+        home, dead=[f"dead{n}" for n in range(50)], pending=[f"pending{n:04d}" for n in range(2000)]
+    )
     db = db_path(home)
     assert not Path(f"{db}-wal").exists()  # closed cleanly: all data is in the main file
     size = db.stat().st_size
@@ -221,7 +236,8 @@ COMMANDS = [
 
 @pytest.mark.parametrize("corruption", list(CORRUPTIONS))
 def test_a_corrupt_database_fails_every_command_clearly_and_is_left_as_is(
-        home: Path, cli: Any, corruption: str) -> None:
+    home: Path, cli: Any, corruption: str
+) -> None:
     CORRUPTIONS[corruption](home)
     db = db_path(home)
     original = db.read_bytes()
@@ -294,19 +310,26 @@ def shm_frames(shm: Path) -> tuple[int, int] | None:
 
 @pytest.mark.slow
 def test_wal_stays_bounded_while_readers_poll_and_jobs_flow(
-        home: Path, cli: Any, engines: StartEngine) -> None:
+    home: Path, cli: Any, engines: StartEngine
+) -> None:
     db = db_path(home)
     wal, shm = Path(f"{db}-wal"), Path(f"{db}-shm")
     specs = home / "jobs.jsonl"
-    specs.write_text("".join(json.dumps({"id": f"j{n:06d}", "command": "true"}) + "\n"
-                             for n in range(WAL_JOBS)))
+    specs.write_text(
+        "".join(json.dumps({"id": f"j{n:06d}", "command": "true"}) + "\n" for n in range(WAL_JOBS))
+    )
     cli("enqueue", "--file", str(specs), check=True)
 
     stop = home / "stop-readers"
     done = threading.Event()
-    readers = [subprocess.Popen([sys.executable, "-c", READER, str(db), str(stop),
-                                 str(READ_INTERVAL)], stdout=subprocess.PIPE, text=True)
-               for _ in range(SQLITE_READERS)]
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-c", READER, str(db), str(stop), str(READ_INTERVAL)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(SQLITE_READERS)
+    ]
     polls: list[subprocess.CompletedProcess[str]] = []
 
     def poll_status() -> None:
@@ -348,15 +371,18 @@ def test_wal_stays_bounded_while_readers_poll_and_jobs_flow(
     counts = json.loads(cli("status", "--json", check=True).stdout)["counts"]
     assert counts["completed"] == WAL_JOBS, counts
     assert polls and all(poll.returncode == 0 for poll in polls), [
-        poll.stderr for poll in polls if poll.returncode]
+        poll.stderr for poll in polls if poll.returncode
+    ]
     assert all(count > 10 for count in reads), f"reads per reader: {reads}"
 
     sizes = [size for _at, size, _seq in samples]
     restarts = len({seq for _at, _size, seq in samples if seq >= 0}) - 1
-    print(f"{WAL_JOBS} jobs in {took:.1f}s with {SQLITE_READERS} readers ({sum(reads)} reads) "
-          f"and {CLI_POLLERS} status pollers ({len(polls)} polls): WAL max "
-          f"{max(sizes, default=0) / MB:.1f} MiB over {len(samples)} samples, "
-          f"{restarts} restarts; wal-index at the end (mxFrame, nBackfill) = {frames_at_end}")
+    print(
+        f"{WAL_JOBS} jobs in {took:.1f}s with {SQLITE_READERS} readers ({sum(reads)} reads) "
+        f"and {CLI_POLLERS} status pollers ({len(polls)} polls): WAL max "
+        f"{max(sizes, default=0) / MB:.1f} MiB over {len(samples)} samples, "
+        f"{restarts} restarts; wal-index at the end (mxFrame, nBackfill) = {frames_at_end}"
+    )
     assert samples, "the -wal file was never seen"
     assert max(sizes) < WAL_LIMIT, f"the WAL grew to {max(sizes) / MB:.1f} MiB"
     # checkpoints completed during the run in spite of the readers: the log was restarted
