@@ -204,9 +204,8 @@ class Engine:
         try:
             try:
                 await self._dispatch()
-            except QueuectlError as exc:  # the queue itself failed: results cannot be kept
-                log.error("engine stopping: %s", exc)
-                self.stop(kill=True)
+            except QueuectlError:  # the queue itself failed: results cannot be kept
+                self.stop(kill=True)  # the caller reports the error, once
                 await asyncio.gather(
                     *[slot.task for slot in self.running.values() if slot.task],
                     return_exceptions=True,

@@ -1,4 +1,5 @@
-"""Fixtures: a fresh, short queue home per test, and the real CLI run against it."""
+"""Fixtures: a fresh, short queue home per test, the real CLI run against it, and real engines
+on it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from helpers import Cli, run_cli
+from engine_process import EngineProcess, StartEngine
+from helpers import Cli, decoy_env, run_cli
 
 
 @pytest.fixture
@@ -35,7 +37,7 @@ def cli(home: Path, decoy_home: Path) -> Iterator[Cli]:
     $QUEUECTL_HOME and $XDG_DATA_HOME point at a decoy inside the home, and the test fails at
     teardown if anything was created there: --home must win over the environment.
     """
-    decoy_env = {"QUEUECTL_HOME": str(decoy_home), "XDG_DATA_HOME": str(decoy_home / "xdg")}
+    decoy = decoy_env(decoy_home)
 
     def run(
         *args: str,
@@ -43,7 +45,34 @@ def cli(home: Path, decoy_home: Path) -> Iterator[Cli]:
         env: Mapping[str, str] | None = None,
         check: bool | int | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        return run_cli(home, *args, input=input, env={**decoy_env, **(env or {})}, check=check)
+        return run_cli(home, *args, input=input, env={**decoy, **(env or {})}, check=check)
 
     yield run
     assert not decoy_home.exists(), "a CLI run used $QUEUECTL_HOME although --home was given"
+
+
+@pytest.fixture
+def engines(home: Path) -> Iterator[StartEngine]:
+    """`engines(*worker_start_args, env=None, cwd=None)` starts an engine
+    (`queuectl worker start ARGS...`) on the test's home. At the end of the test, pass or fail,
+    every engine is stopped and any job a killed engine left running is killed; the engines'
+    logs are printed (pytest shows them when the test failed)."""
+    started: list[EngineProcess] = []
+
+    def start(
+        *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> EngineProcess:
+        engine = EngineProcess(home, *args, env=env, cwd=cwd)
+        started.append(engine)
+        return engine
+
+    try:
+        yield start
+    finally:
+        for engine in started:
+            engine.close()
+        for engine in started:
+            print(
+                f"--- engine pid {engine.pid} {' '.join(engine.args)}: exit "
+                f"{engine.proc.returncode}\n{engine.log()}"
+            )

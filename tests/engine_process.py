@@ -17,16 +17,82 @@ import secrets
 import signal
 import sqlite3
 import subprocess
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from helpers import queuectl_argv
 
 from queuectl.settings import DB_NAME
 
 _numbers = itertools.count(1)
 TOKEN_VAR = "QUEUECTL_TEST_ENGINE"
+
+
+# --- processes, as /proc shows them -----------------------------------------------------------
+
+
+def stat_fields(pid: int | str) -> list[bytes]:
+    """The fields of /proc/PID/stat after the command name: state, ppid, pgrp, ...
+
+    OSError if there is no such process."""
+    text = Path(f"/proc/{pid}/stat").read_bytes()
+    return text[text.rindex(b")") + 2 :].split()
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    """/proc/PID/status as a dict of strings (VmHWM, VmRSS, SigIgn, ...); OSError if there is
+    no such process."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        fields[name] = value.strip()
+    return fields
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie (an orphaned zombie waits for a reaper; it is
+    dead)."""
+    try:
+        return stat_fields(pid)[0] != b"Z"
+    except OSError:
+        return False
+
+
+def group_members(pgid: int, *, zombies: bool = False) -> list[int]:
+    """The processes of process group `pgid` that still run (with `zombies`, those that have
+    exited but are not reaped yet too)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            state, _ppid, pgrp = stat_fields(entry)[:3]
+        except OSError:
+            continue
+        if int(pgrp) == pgid and (zombies or state != b"Z"):
+            found.append(int(entry))
+    return found
+
+
+def environ_pids(name: str, value: str) -> list[int]:
+    """The processes whose environment holds NAME=VALUE."""
+    wanted = f"{name}={value}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+        except OSError:
+            continue
+        if wanted in environ.split(b"\0"):
+            found.append(int(entry))
+    return found
+
+
+# --- the engine -------------------------------------------------------------------------------
 
 
 class EngineProcess:
@@ -43,16 +109,7 @@ class EngineProcess:
         self.out_path = self.home / f"test-engine-{number}.stdout"
         with open(self.log_path, "wb") as err, open(self.out_path, "wb") as out:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "queuectl",
-                    "--home",
-                    str(self.home),
-                    "worker",
-                    "start",
-                    *args,
-                ],
+                queuectl_argv(self.home, "worker", "start", *args),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
@@ -80,11 +137,11 @@ class EngineProcess:
 
     def status(self) -> dict[str, Any]:
         """/proc/PID/status as a dict of strings (VmHWM, VmRSS, ...)."""
-        fields = {}
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            name, _, value = line.partition(":")
-            fields[name] = value.strip()
-        return fields
+        return proc_status(self.pid)
+
+    def peak_kib(self) -> int:
+        """The engine's peak resident memory so far (VmHWM), in KiB."""
+        return int(self.status()["VmHWM"].split()[0])
 
     # --- ending -------------------------------------------------------------------------------
 
@@ -128,20 +185,20 @@ class EngineProcess:
 
     def job_groups(self) -> set[int]:
         """Process groups of the jobs this engine started that still have a process."""
-        wanted = f"{TOKEN_VAR}={self.token}".encode()
         groups = set()
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit() or int(entry) == self.pid:
+        for pid in environ_pids(TOKEN_VAR, self.token):
+            if pid == self.pid:
                 continue
             try:
-                environ = Path(f"/proc/{entry}/environ").read_bytes()
-                stat = Path(f"/proc/{entry}/stat").read_bytes()
+                groups.add(int(stat_fields(pid)[2]))
             except OSError:
                 continue
-            if wanted in environ.split(b"\0"):
-                groups.add(int(stat[stat.rindex(b")") + 2 :].split()[2]))
         groups.discard(os.getpgrp())
         return groups
+
+
+#: the `engines` fixture: engines(*worker_start_args, env=None, cwd=None) -> EngineProcess
+StartEngine = Callable[..., EngineProcess]
 
 
 # --- the job table ---------------------------------------------------------------------------

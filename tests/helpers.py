@@ -4,8 +4,12 @@ looking inside a queue's SQLite file with the stdlib sqlite3 module."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import json
 import os
+import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -71,6 +75,17 @@ async def async_wait_for(
 # --- the CLI ----------------------------------------------------------------------------------
 
 
+def queuectl_argv(home: Path | None, *args: str) -> list[str]:
+    """`python -m queuectl [--home HOME] ARGS...` as an argv."""
+    home_args = [] if home is None else ["--home", str(home)]
+    return [sys.executable, "-m", "queuectl", *home_args, *args]
+
+
+def decoy_env(decoy_home: Path) -> dict[str, str]:
+    """$QUEUECTL_HOME and $XDG_DATA_HOME pointing at a decoy that --home must leave unused."""
+    return {"QUEUECTL_HOME": str(decoy_home), "XDG_DATA_HOME": str(decoy_home / "xdg")}
+
+
 def run_cli(
     home: Path | None,
     *args: str,
@@ -84,9 +99,8 @@ def run_cli(
     `env` is laid over a copy of os.environ. `check`: None or False accepts any exit code,
     True requires 0, an int requires that code.
     """
-    home_args = [] if home is None else ["--home", str(home)]
     result = subprocess.run(
-        [sys.executable, "-m", "queuectl", *home_args, *args],
+        queuectl_argv(home, *args),
         input=input,
         env={**os.environ, **(env or {})},
         cwd=cwd,
@@ -125,11 +139,85 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int = 
     return result.stderr.removeprefix("queuectl: error: ").rstrip("\n")
 
 
+def configure(cli: Cli, **values: str) -> None:
+    """`config set` each value; `kill_grace="1"` sets kill-grace."""
+    for key, value in values.items():
+        cli("config", "set", key.replace("_", "-"), value, check=True)
+
+
+def write_jobs_file(path: Path, specs: Iterable[Mapping[str, Any]]) -> Path:
+    """A file of JSON lines for `enqueue --file`."""
+    path.write_text("".join(json.dumps(spec) + "\n" for spec in specs))
+    return path
+
+
+def detached_pid(result: subprocess.CompletedProcess[str]) -> int:
+    """The engine's pid from the output of a successful `worker start --detach`."""
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    match = re.search(r"\(pid (\d+)\)", result.stdout)
+    assert match, result.stdout
+    return int(match.group(1))
+
+
+# --- another user -----------------------------------------------------------------------------
+
+#: the start of a client script run as user nobody: it connects to the Unix socket argv[1], and
+#: prints {"connect_error": ...} and exits if it cannot
+NOBODY_CONNECT = r"""
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+try:
+    s.connect(sys.argv[1])
+except OSError as exc:
+    print(json.dumps({"connect_error": type(exc).__name__}))
+    raise SystemExit(0)
+"""
+
+
+def as_nobody(argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run `argv` as user nobody (needs root and setpriv)."""
+    return subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
+    )
+
+
+def nobody_python() -> str:
+    """A Python interpreter that user nobody can run; skips the test where there is none."""
+    import pytest  # here: scripts/soak.py imports this module (via chaos.py) outside pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run a client under another uid")
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    for python in ("/usr/bin/python3", "/usr/local/bin/python3"):
+        if os.access(python, os.X_OK) and as_nobody([python, "-c", "pass"]).returncode == 0:
+            return python
+    pytest.skip("no Python interpreter that user nobody can run")
+
+
 # --- looking inside a queue -------------------------------------------------------------------
 
 
 def db_path(home: Path) -> Path:
     return home / DB_NAME
+
+
+def read_only_db(home: Path) -> contextlib.closing[sqlite3.Connection]:
+    """`with read_only_db(home) as conn:` a read-only connection to the queue file."""
+    return contextlib.closing(sqlite3.connect(f"file:{db_path(home)}?mode=ro", uri=True, timeout=5))
+
+
+def job_state(home: Path, job_id: str) -> str | None:
+    """A job's state straight from the queue file; None if there is no such job."""
+    with read_only_db(home) as conn:
+        row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return row[0] if row else None
 
 
 def db_snapshot(home: Path) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ from helpers import (
     assert_one_line_error,
     db_path,
     db_snapshot,
+    decoy_env,
     run_cli,
     run_cli_parallel,
     seed,
@@ -95,7 +96,7 @@ def counts(cli: Cli) -> dict[str, int]:
 
 def many(home: Path, *argvs: list[str]) -> list[subprocess.CompletedProcess[str]]:
     """Independent read-only calls at once, with the `cli` fixture's decoy environment."""
-    env = {"QUEUECTL_HOME": str(home / "decoy"), "XDG_DATA_HOME": str(home / "decoy" / "xdg")}
+    env = decoy_env(home / "decoy")
     return run_cli_parallel([(home, argv, {"env": env}) for argv in argvs])
 
 

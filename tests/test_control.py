@@ -1,10 +1,10 @@
 """End to end tests of the control channel: a real detached engine, its real Unix socket, real
 shell jobs, and the real CLI (no mocks).
 
-Every test that starts an engine does so through the `engines` fixture, which at teardown stops
-it (`worker stop --now`), SIGKILLs it if it is still there, and SIGKILLs every process that
-carries this test's marker in its environment (the engine passes its environment on to jobs),
-so no engine or job outlives its test.
+Every test that starts an engine does so through the `detached_engines` fixture, which at
+teardown stops it (`worker stop --now`), SIGKILLs it if it is still there, and SIGKILLs every
+process that carries this test's marker in its environment (the engine passes its environment
+on to jobs), so no engine or job outlives its test.
 
 Timing bounds are loose on purpose (two shared cores); waiting is done by polling.
 """
@@ -18,26 +18,33 @@ import json
 import os
 import queue
 import re
-import shutil
 import signal
-import sqlite3
 import stat
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import assert_one_line_error, db_path, wait_for
+from engine_process import environ_pids, group_members, running, show, timestamp
+from helpers import (
+    NOBODY_CONNECT,
+    Cli,
+    as_nobody,
+    assert_one_line_error,
+    detached_pid,
+    nobody_python,
+    queuectl_argv,
+    read_only_db,
+    wait_for,
+    write_jobs_file,
+)
 
+from queuectl.lock import alive
 from queuectl.settings import LOCK_NAME, SOCKET_NAME
-
-Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 MARK = "QUEUECTL_TEST_MARK"  # set in the engine's environment, hence in its jobs' too
 HELLO = b'{"op":"hello","version":1}\n'
@@ -46,54 +53,9 @@ HELLO = b'{"op":"hello","version":1}\n'
 # --- processes --------------------------------------------------------------------------------
 
 
-def proc_state(pid: int) -> str | None:
-    """The state letter of a process in /proc, or None if there is no such process."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return text[text.rindex(")") + 2 :].split()[0]
-
-
-def alive(pid: int) -> bool:
-    """A process that exists and is not a zombie (an orphaned zombie waits for init)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return proc_state(pid) not in (None, "Z")
-
-
 def marked_processes(home: Path) -> list[int]:
     """Live processes whose environment carries this test's marker: engines and their jobs."""
-    needle = f"{MARK}={home}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0") and alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
-
-
-def group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(text[text.rindex(")") + 2 :].split()[2]) == pgid:
-            members.append(int(entry.name))
-    return members
+    return [pid for pid in environ_pids(MARK, str(home)) if pid != os.getpid() and alive(pid)]
 
 
 # --- the engine -------------------------------------------------------------------------------
@@ -116,10 +78,7 @@ class Engines:
             str(concurrency),
             env={**(env or {}), MARK: str(self.home)},
         )
-        assert result.returncode == 0, (result.stdout, result.stderr)
-        match = re.search(r"\(pid (\d+)\)", result.stdout)
-        assert match, result.stdout
-        pid = int(match.group(1))
+        pid = detached_pid(result)
         self.pids.append(pid)
         assert "engine started in the background" in result.stdout
         assert int((self.home / LOCK_NAME).read_text().strip()) == pid
@@ -129,18 +88,7 @@ class Engines:
     def cleanup(self) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "queuectl",
-                    "--home",
-                    str(self.home),
-                    "worker",
-                    "stop",
-                    "--now",
-                ],
-                capture_output=True,
-                timeout=15,
+                queuectl_argv(self.home, "worker", "stop", "--now"), capture_output=True, timeout=15
             )
         for pid in self.pids:
             if alive(pid):
@@ -160,7 +108,7 @@ class Engines:
 
 
 @pytest.fixture
-def engines(home: Path, cli: Cli) -> Iterator[Engines]:
+def detached_engines(home: Path, cli: Cli) -> Iterator[Engines]:
     ctl = Engines(home, cli)
     try:
         yield ctl
@@ -169,9 +117,9 @@ def engines(home: Path, cli: Cli) -> Iterator[Engines]:
 
 
 @pytest.fixture
-def engine(engines: Engines) -> int:
+def engine(detached_engines: Engines) -> int:
     """A detached engine with 4 workers on the test's queue; its pid."""
-    return engines.start(4)
+    return detached_engines.start(4)
 
 
 # --- CLI shortcuts ----------------------------------------------------------------------------
@@ -186,10 +134,6 @@ def status_json(cli: Cli) -> dict[str, Any]:
     return json.loads(cli("status", "--json", check=True).stdout)
 
 
-def show(cli: Cli, job_id: str) -> dict[str, Any]:
-    return json.loads(cli("show", job_id, "--json", check=True).stdout)
-
-
 def state_of(cli: Cli, job_id: str) -> str:
     return show(cli, job_id)["state"]
 
@@ -199,9 +143,7 @@ def state_of(cli: Cli, job_id: str) -> str:
 
 def db_jobs(home: Path) -> dict[str, tuple[str, int | None]]:
     """{job id: (state, pid)} straight from the SQLite file, read-only."""
-    with contextlib.closing(
-        sqlite3.connect(f"file:{db_path(home)}?mode=ro", uri=True, timeout=5)
-    ) as conn:
+    with read_only_db(home) as conn:
         return {
             job_id: (state, pid)
             for job_id, state, pid in conn.execute("SELECT id, state, pid FROM jobs")
@@ -222,10 +164,6 @@ def db_running(home: Path) -> set[str]:
 def db_all(home: Path, ids: list[str], state: str) -> bool:
     jobs = db_jobs(home)
     return all(jobs[job_id][0] == state for job_id in ids)
-
-
-def when(iso: str) -> float:
-    return datetime.fromisoformat(iso).timestamp()
 
 
 # --- 1. status --------------------------------------------------------------------------------
@@ -307,7 +245,7 @@ if os.environ.get("QUEUECTL_TEST_SLOW_EXIT"):
 
 
 def test_stop_returns_only_after_the_engine_process_is_gone(
-    home: Path, cli: Cli, engines: Engines
+    home: Path, cli: Cli, detached_engines: Engines
 ) -> None:
     """`worker stop` must not report "stopped" while the engine process still exists.
 
@@ -318,7 +256,7 @@ def test_stop_returns_only_after_the_engine_process_is_gone(
     hook = home / "slow-exit"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(SLOW_EXIT)
-    pid = engines.start(env={"PYTHONPATH": str(hook), "QUEUECTL_TEST_SLOW_EXIT": "1.0"})
+    pid = detached_engines.start(env={"PYTHONPATH": str(hook), "QUEUECTL_TEST_SLOW_EXIT": "1.0"})
 
     result = cli("worker", "stop")
     still_there = alive(pid)
@@ -381,15 +319,9 @@ def test_stop_without_engine(cli: Cli) -> None:
 
 # --- 3. permissions ---------------------------------------------------------------------------
 
-NOBODY_CLIENT = r"""
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(10)
-try:
-    s.connect(sys.argv[1])
-except OSError as exc:
-    print(json.dumps({"connect_error": type(exc).__name__}))
-    raise SystemExit(0)
+NOBODY_CLIENT = (
+    NOBODY_CONNECT
+    + r"""
 try:
     s.sendall(b'{"op":"hello","version":1}\n')
 except OSError:
@@ -406,17 +338,7 @@ except OSError as exc:
     raise SystemExit(0)
 print(data.decode().strip() or json.dumps({"eof": True}))
 """
-
-
-def _as_nobody(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *argv],
-        capture_output=True,
-        text=True,
-        timeout=20,
-        cwd="/",
-        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
-    )
+)
 
 
 def test_socket_is_private_and_other_uids_are_refused(home: Path, cli: Cli, engine: int) -> None:
@@ -425,25 +347,17 @@ def test_socket_is_private_and_other_uids_are_refused(home: Path, cli: Cli, engi
     assert stat.S_IMODE(sock.stat().st_mode) == 0o600
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
 
-    if os.geteuid() != 0:
-        pytest.skip("needs root to run a client under another uid")
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) is not installed")
-    python = next(
-        (p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if os.access(p, os.X_OK)), None
-    )
-    if python is None or _as_nobody([python, "-c", "pass"]).returncode != 0:
-        pytest.skip("no Python interpreter that user nobody can run")
+    python = nobody_python()
 
     # The file permissions alone keep nobody out.
-    denied = _as_nobody([python, "-I", "-c", NOBODY_CLIENT, str(sock)])
+    denied = as_nobody([python, "-I", "-c", NOBODY_CLIENT, str(sock)], timeout=20)
     assert json.loads(denied.stdout) == {"connect_error": "PermissionError"}, denied
 
     # With the permissions opened, the engine's own SO_PEERCRED check must refuse.
     try:
         os.chmod(home, 0o711)
         os.chmod(sock, 0o666)
-        result = _as_nobody([python, "-I", "-c", NOBODY_CLIENT, str(sock)])
+        result = as_nobody([python, "-I", "-c", NOBODY_CLIENT, str(sock)], timeout=20)
     finally:
         os.chmod(home, 0o700)
         os.chmod(sock, 0o600)
@@ -593,7 +507,7 @@ def test_enqueue_wakes_an_idle_engine_quickly(home: Path, cli: Cli, engine: int)
     latencies = sorted(started[job] - enqueued[job] for job in enqueued)
     # Stricter: from the job's created_at, taken just before the enqueue's commit.
     created = {
-        job["id"]: when(job["created_at"])
+        job["id"]: timestamp(job["created_at"])
         for job in json.loads(cli("list", "--json", "--limit", "100", check=True).stdout)
     }
     assert set(created) == set(enqueued)
@@ -630,7 +544,7 @@ def _line_reader(stream: Any) -> queue.Queue[str | None]:
 def test_logs_follow_streams_a_running_job(home: Path, cli: Cli, engine: int) -> None:
     job = enqueue(cli, "--", "echo first; sleep 3; echo second")
     follow = subprocess.Popen(
-        [sys.executable, "-m", "queuectl", "--home", str(home), "logs", "-f", job],
+        queuectl_argv(home, "logs", "-f", job),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -685,7 +599,7 @@ def test_cancel_running_job_kills_its_whole_group(home: Path, cli: Cli, engine: 
     pids = wait_for(recorded, timeout=10)
     wait_for(lambda: db_running(home) == {job}, timeout=10)
     pgid = status_json(cli)["engine"]["running_jobs"][0]["pid"]
-    pids = sorted({*pids, *group_members(pgid)})
+    pids = sorted({*pids, *group_members(pgid, zombies=True)})
     assert len(pids) >= 3 and all(alive(pid) for pid in pids)
 
     result = cli("cancel", job)
@@ -702,7 +616,7 @@ def test_cancel_running_job_kills_its_whole_group(home: Path, cli: Cli, engine: 
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 0)
-            assert proc_state(pid) in (None, "Z"), f"pid {pid} still runs"
+            assert not running(pid), f"pid {pid} still runs"
     assert alive(engine)
 
 
@@ -752,11 +666,7 @@ def test_pause_holds_new_jobs_until_resume(home: Path, cli: Cli, engine: int) ->
 
 
 def _jobs_file(home: Path, name: str, ids: list[str], command: str) -> Path:
-    path = home / name
-    path.write_text(
-        "".join(json.dumps({"id": job_id, "command": command}) + "\n" for job_id in ids)
-    )
-    return path
+    return write_jobs_file(home / name, ({"id": job_id, "command": command} for job_id in ids))
 
 
 def test_scale_changes_concurrency_live(home: Path, cli: Cli, engine: int) -> None:
@@ -778,7 +688,7 @@ def test_scale_changes_concurrency_live(home: Path, cli: Cli, engine: int) -> No
         assert time.monotonic() < deadline, "the three jobs did not complete"
     assert busy_samples >= 2
     spans = sorted(
-        (when(a["started_at"]), when(a["finished_at"]))
+        (timestamp(a["started_at"]), timestamp(a["finished_at"]))
         for job_id in ids
         for a in show(cli, job_id)["history"]
     )
@@ -799,9 +709,9 @@ def test_scale_changes_concurrency_live(home: Path, cli: Cli, engine: int) -> No
 
 
 def test_detach_stop_round_trip_and_restart_after_kill(
-    home: Path, cli: Cli, engines: Engines
+    home: Path, cli: Cli, detached_engines: Engines
 ) -> None:
-    first = engines.start()
+    first = detached_engines.start()
     assert status_json(cli)["engine"]["pid"] == first
     stopped = cli("worker", "stop")
     assert stopped.returncode == 0, stopped.stderr
@@ -809,7 +719,7 @@ def test_detach_stop_round_trip_and_restart_after_kill(
     assert not alive(first)
     assert not (home / SOCKET_NAME).exists()
 
-    second = engines.start()
+    second = detached_engines.start()
     assert second != first
     again = cli("worker", "start", "--detach", env={MARK: str(home)})
     message = assert_one_line_error(again, code=2)
@@ -821,7 +731,7 @@ def test_detach_stop_round_trip_and_restart_after_kill(
     assert stat.S_ISSOCK((home / SOCKET_NAME).lstat().st_mode), "expected a stale socket"
     assert "engine: not running" in cli("status", check=True).stdout
 
-    third = engines.start()
+    third = detached_engines.start()
     assert third not in (first, second)
     assert status_json(cli)["engine"]["pid"] == third
     job = enqueue(cli, "--", "true")
@@ -831,7 +741,9 @@ def test_detach_stop_round_trip_and_restart_after_kill(
 # --- 11. a planted symlink --------------------------------------------------------------------
 
 
-def test_symlink_at_socket_path_refuses_start(home: Path, cli: Cli, engines: Engines) -> None:
+def test_symlink_at_socket_path_refuses_start(
+    home: Path, cli: Cli, detached_engines: Engines
+) -> None:
     sock = home / SOCKET_NAME
     target = home / "elsewhere"
     sock.symlink_to(target)
@@ -841,7 +753,7 @@ def test_symlink_at_socket_path_refuses_start(home: Path, cli: Cli, engines: Eng
     assert str(sock) in message and "symlink" in message
 
     foreground = subprocess.Popen(
-        [sys.executable, "-m", "queuectl", "--home", str(home), "worker", "start"],
+        queuectl_argv(home, "worker", "start"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

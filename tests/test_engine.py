@@ -1,7 +1,8 @@
 """The engine end to end: a real `queuectl worker start` process running real shell commands.
 
-Every test starts its engines through `engine_factory`, which stops them (and kills any job a
-killed engine left running) at the end of the test, pass or fail, and prints their logs.
+Every test starts its engines through the `engines` fixture (conftest.py), which stops them
+(and kills any job a killed engine left running) at the end of the test, pass or fail, and
+prints their logs.
 Waiting is by polling the queue's database, never by fixed sleeps, except where the passing of
 time is what is tested.
 """
@@ -14,41 +15,27 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_process import EngineProcess, attempts, job, jobs, list_jobs, show, states, timestamp
-from helpers import assert_one_line_error, seed, wait_for
+from engine_process import (
+    StartEngine,
+    attempts,
+    group_members,
+    job,
+    jobs,
+    list_jobs,
+    running,
+    show,
+    states,
+    timestamp,
+)
+from helpers import assert_one_line_error, configure, seed, wait_for, write_jobs_file
 
-StartEngine = Callable[..., EngineProcess]
 MB = 1024 * 1024
-
-
-@pytest.fixture
-def engine_factory(home: Path) -> Iterator[StartEngine]:
-    """`start(*worker_start_args, env=None, cwd=None)` starts an engine on the test's home."""
-    started: list[EngineProcess] = []
-
-    def start(
-        *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-    ) -> EngineProcess:
-        engine = EngineProcess(home, *args, env=env, cwd=cwd)
-        started.append(engine)
-        return engine
-
-    try:
-        yield start
-    finally:
-        for engine in started:
-            engine.close()
-        for engine in started:  # shown by pytest when the test failed
-            print(
-                f"--- engine pid {engine.pid} {' '.join(engine.args)}: exit "
-                f"{engine.proc.returncode}\n{engine.log()}"
-            )
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -56,40 +43,9 @@ def engine_factory(home: Path) -> Iterator[StartEngine]:
 
 def enqueue_jobs(cli: Any, home: Path, specs: Sequence[dict[str, Any]]) -> None:
     """Enqueue with one `enqueue --file` of JSON lines."""
-    path = home / f"jobs-{time.monotonic_ns()}.jsonl"
-    path.write_text("".join(json.dumps(spec) + "\n" for spec in specs))
+    path = write_jobs_file(home / f"jobs-{time.monotonic_ns()}.jsonl", specs)
     result = cli("enqueue", "--file", str(path), check=True)
     assert result.stdout.strip() == f"enqueued {len(specs)} jobs"
-
-
-def configure(cli: Any, **values: str) -> None:
-    for key, value in values.items():
-        cli("config", "set", key.replace("_", "-"), value, check=True)
-
-
-def running(pid: int) -> bool:
-    """The process exists and is not a zombie (an orphaned zombie waits for init; it is dead)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_bytes()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return text[text.rindex(b")") + 2 :].split()[0] != b"Z"
-
-
-def group_members(pgid: int) -> list[int]:
-    """Processes of group `pgid` that still run."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            text = Path(f"/proc/{entry}/stat").read_bytes()
-        except OSError:
-            continue
-        state, _ppid, pgrp = text[text.rindex(b")") + 2 :].split()[:3]
-        if int(pgrp) == pgid and state != b"Z":
-            found.append(int(entry))
-    return found
 
 
 def all_in_state(home: Path, ids: Sequence[str], state: str, with_pid: bool = False) -> bool:
@@ -112,16 +68,11 @@ def max_overlap(intervals: Sequence[tuple[float, float]]) -> int:
     return most
 
 
-def peak_kib(engine: EngineProcess) -> int:
-    """The engine's peak resident memory so far (VmHWM), in KiB."""
-    return int(engine.status()["VmHWM"].split()[0])
-
-
 # --- 1. many jobs -----------------------------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_500_jobs_each_run_exactly_once(home: Path, cli: Any, engine_factory: StartEngine) -> None:
+def test_500_jobs_each_run_exactly_once(home: Path, cli: Any, engines: StartEngine) -> None:
     out = home / "out.txt"
     ids = [f"job-{n:03d}" for n in range(500)]
     enqueue_jobs(
@@ -129,7 +80,7 @@ def test_500_jobs_each_run_exactly_once(home: Path, cli: Any, engine_factory: St
     )
     assert Counter(states(home).values()) == {"pending": 500}
 
-    engine = engine_factory("--concurrency", "20", "--until-empty")
+    engine = engines("--concurrency", "20", "--until-empty")
     assert engine.wait(timeout=90) == 0
 
     lines = out.read_text().splitlines()
@@ -156,7 +107,7 @@ def test_500_jobs_each_run_exactly_once(home: Path, cli: Any, engine_factory: St
 
 @pytest.mark.slow
 def test_failing_job_retries_then_dies_and_dlq_retry_revives_it(
-    home: Path, cli: Any, engine_factory: StartEngine
+    home: Path, cli: Any, engines: StartEngine
 ) -> None:
     configure(cli, backoff_base="1", backoff_jitter="0")
     marker = home / "marker"
@@ -165,7 +116,7 @@ def test_failing_job_retries_then_dies_and_dlq_retry_revives_it(
     )
     cli("enqueue", json.dumps({"id": "flaky", "command": command, "max_retries": 2}), check=True)
 
-    engine = engine_factory("--until-empty")
+    engine = engines("--until-empty")
     assert engine.wait(timeout=30) == 0
 
     dead = show(cli, "flaky")
@@ -193,7 +144,7 @@ def test_failing_job_retries_then_dies_and_dlq_retry_revives_it(
     assert json.loads(cli("dlq", "list", "--json", check=True).stdout) == []
 
     marker.touch()  # this time round the command succeeds
-    engine = engine_factory("--until-empty")
+    engine = engines("--until-empty")
     assert engine.wait(timeout=30) == 0
     done = show(cli, "flaky")
     assert (done["state"], done["attempts"], done["runs"], done["exit_code"]) == (
@@ -213,9 +164,7 @@ def test_failing_job_retries_then_dies_and_dlq_retry_revives_it(
 
 
 @pytest.mark.slow
-def test_timeout_kills_the_whole_process_group(
-    home: Path, cli: Any, engine_factory: StartEngine
-) -> None:
+def test_timeout_kills_the_whole_process_group(home: Path, cli: Any, engines: StartEngine) -> None:
     configure(cli, kill_grace="1")
     pids = home / "pids"
     # the shell, a child that ignores SIGTERM (only the SIGKILL after the grace ends it), and a
@@ -230,7 +179,7 @@ def test_timeout_kills_the_whole_process_group(
         check=True,
     )
 
-    engine = engine_factory("--until-empty")
+    engine = engines("--until-empty")
     assert engine.wait(timeout=30) == 0
 
     recorded = [int(word) for word in pids.read_text().split()]
@@ -251,10 +200,8 @@ def test_timeout_kills_the_whole_process_group(
 # --- 4. run_at ----------------------------------------------------------------------------------
 
 
-def test_scheduled_jobs_do_not_start_early(
-    home: Path, cli: Any, engine_factory: StartEngine
-) -> None:
-    engine = engine_factory()
+def test_scheduled_jobs_do_not_start_early(home: Path, cli: Any, engines: StartEngine) -> None:
+    engine = engines()
     wait_for(engine.started)
     before = time.time()
     cli("enqueue", "--id", "delayed", "--delay", "2s", "--", "true", check=True)
@@ -281,7 +228,7 @@ def test_scheduled_jobs_do_not_start_early(
 # --- 5. priorities ------------------------------------------------------------------------------
 
 
-def test_higher_priority_runs_first(home: Path, cli: Any, engine_factory: StartEngine) -> None:
+def test_higher_priority_runs_first(home: Path, cli: Any, engines: StartEngine) -> None:
     out = home / "out"
     # ids and file order differ from priority order, so neither can pass for it
     enqueue_jobs(
@@ -296,7 +243,7 @@ def test_higher_priority_runs_first(home: Path, cli: Any, engine_factory: StartE
             for name, priority in (("a", 1), ("b", 10), ("c", 5), ("d", 0))
         ],
     )
-    engine = engine_factory("--until-empty", "-c", "1")
+    engine = engines("--until-empty", "-c", "1")
     assert engine.wait(timeout=30) == 0
     assert out.read_text().split() == ["10", "5", "1", "0"]
     assert set(states(home).values()) == {"completed"}
@@ -306,17 +253,15 @@ def test_higher_priority_runs_first(home: Path, cli: Any, engine_factory: StartE
 
 
 @pytest.mark.slow
-def test_huge_output_keeps_a_bounded_tail(
-    home: Path, cli: Any, engine_factory: StartEngine
-) -> None:
+def test_huge_output_keeps_a_bounded_tail(home: Path, cli: Any, engines: StartEngine) -> None:
     configure(cli, output_limit="64KiB")
     command = r"head -c 50000000 /dev/zero | tr '\0' x; echo; echo END; echo err >&2"
-    engine = engine_factory()
+    engine = engines()
     wait_for(engine.started)
-    idle_kib = peak_kib(engine)
+    idle_kib = engine.peak_kib()
     cli("enqueue", "--id", "big", "--", command, check=True)
     wait_for(lambda: job(home, "big")["state"] == "completed", timeout=60)
-    busy_kib = peak_kib(engine)
+    busy_kib = engine.peak_kib()
     assert engine.stop() == 0
 
     result = cli("logs", "big", check=True)
@@ -339,7 +284,7 @@ def test_huge_output_keeps_a_bounded_tail(
 
 @pytest.mark.slow
 def test_jobs_of_a_killed_engine_run_again_exactly_once(
-    home: Path, cli: Any, engine_factory: StartEngine
+    home: Path, cli: Any, engines: StartEngine
 ) -> None:
     configure(cli, backoff_base="1", backoff_jitter="0")
     out = home / "out"
@@ -347,7 +292,7 @@ def test_jobs_of_a_killed_engine_run_again_exactly_once(
     enqueue_jobs(
         cli, home, [{"id": job_id, "command": f"sleep 4; echo {job_id} >> {out}"} for job_id in ids]
     )
-    first = engine_factory("-c", "10")
+    first = engines("-c", "10")
     wait_for(lambda: all_in_state(home, ids, "processing", with_pid=True), timeout=15)
     groups = {job_id: row["pid"] for job_id, row in jobs(home).items()}
     owner = job(home, ids[0])["lease_owner"]
@@ -355,7 +300,7 @@ def test_jobs_of_a_killed_engine_run_again_exactly_once(
     first.kill9()
     # the jobs live on in their own sessions: that is what recovery must clean up
     assert all(group_members(pgid) for pgid in groups.values())
-    second = engine_factory("--until-empty", "-c", "10")
+    second = engines("--until-empty", "-c", "10")
     assert second.wait(timeout=60) == 0
 
     lines = out.read_text().splitlines()
@@ -382,9 +327,7 @@ def test_jobs_of_a_killed_engine_run_again_exactly_once(
 # --- 8. stopping ------------------------------------------------------------------------------
 
 
-def test_sigterm_lets_running_jobs_finish(
-    home: Path, cli: Any, engine_factory: StartEngine
-) -> None:
+def test_sigterm_lets_running_jobs_finish(home: Path, cli: Any, engines: StartEngine) -> None:
     out = home / "out"
     ids = ["t1", "t2", "t3"]
     enqueue_jobs(
@@ -398,7 +341,7 @@ def test_sigterm_lets_running_jobs_finish(
             {"id": "waiting", "command": f"echo waiting >> {out}"},  # no free slot: never claimed
         ],
     )
-    engine = engine_factory("-c", "3")
+    engine = engines("-c", "3")
     wait_for(lambda: all_in_state(home, ids, "processing", with_pid=True), timeout=15)
     assert not out.exists()
 
@@ -413,12 +356,12 @@ def test_sigterm_lets_running_jobs_finish(
 
 
 def test_second_sigterm_kills_jobs_and_returns_them_to_pending(
-    home: Path, cli: Any, engine_factory: StartEngine
+    home: Path, cli: Any, engines: StartEngine
 ) -> None:
     configure(cli, kill_grace="1")
     ids = ["long1", "long2"]
     enqueue_jobs(cli, home, [{"id": job_id, "command": "sleep 30"} for job_id in ids])
-    engine = engine_factory("-c", "2")
+    engine = engines("-c", "2")
     wait_for(lambda: all_in_state(home, ids, "processing", with_pid=True), timeout=15)
     groups = [job(home, job_id)["pid"] for job_id in ids]
 
@@ -444,9 +387,9 @@ def test_second_sigterm_kills_jobs_and_returns_them_to_pending(
 
 
 def test_a_second_engine_on_the_same_queue_is_refused(
-    home: Path, cli: Any, engine_factory: StartEngine
+    home: Path, cli: Any, engines: StartEngine
 ) -> None:
-    first = engine_factory()
+    first = engines()
     wait_for(first.started)
 
     result = cli("worker", "start", "--until-empty")
@@ -462,7 +405,7 @@ def test_a_second_engine_on_the_same_queue_is_refused(
 
 
 def test_missing_cwd_fails_clearly_and_the_job_environment_is_set(
-    home: Path, cli: Any, engine_factory: StartEngine
+    home: Path, cli: Any, engines: StartEngine
 ) -> None:
     configure(cli, backoff_base="1", backoff_jitter="0")
     gone = home / "gone"
@@ -489,9 +432,7 @@ def test_missing_cwd_fails_clearly_and_the_job_environment_is_set(
     )
     gone.rmdir()
 
-    engine = engine_factory(
-        "--until-empty", env={"FROM_ENGINE": "inherited", "SHARED": "from the engine"}
-    )
+    engine = engines("--until-empty", env={"FROM_ENGINE": "inherited", "SHARED": "from the engine"})
     assert engine.wait(timeout=30) == 0
 
     homeless = show(cli, "homeless")
@@ -514,9 +455,9 @@ def test_missing_cwd_fails_clearly_and_the_job_environment_is_set(
 
 
 def test_idle_engine_notices_jobs_enqueued_by_other_processes(
-    home: Path, cli: Any, engine_factory: StartEngine
+    home: Path, cli: Any, engines: StartEngine
 ) -> None:
-    engine = engine_factory()
+    engine = engines()
     wait_for(engine.started)
     time.sleep(1.0)  # idle for a while: what is tested is that idling does not make it deaf
 

@@ -19,15 +19,22 @@ import contextlib
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_process import EngineProcess
-from helpers import Cli, assert_one_line_error, db_path, db_snapshot, seed, wait_for
+from engine_process import StartEngine
+from helpers import (
+    Cli,
+    assert_one_line_error,
+    db_snapshot,
+    job_state,
+    read_only_db,
+    seed,
+    wait_for,
+)
 from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
@@ -136,7 +143,7 @@ def job_ids(home: Path) -> set[str]:
 
 
 def command_of(home: Path, job_id: str) -> str:
-    with contextlib.closing(sqlite3.connect(f"file:{db_path(home)}?mode=ro", uri=True)) as conn:
+    with read_only_db(home) as conn:
         return conn.execute("SELECT command FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
 
 
@@ -353,7 +360,7 @@ def test_fuzzed_config_values_are_stored_or_clearly_refused(home: Path, cli: Cli
             assert_rejected(result, home, before)
             return
         assert result.returncode == 0, (key, value, result.stderr)
-        with contextlib.closing(sqlite3.connect(f"file:{db_path(home)}?mode=ro", uri=True)) as conn:
+        with read_only_db(home) as conn:
             stored = conn.execute("SELECT value FROM config WHERE key = ?", (key,)).fetchone()
         assert json.loads(stored[0]) == parsed
 
@@ -450,101 +457,86 @@ def check_replies(payload: bytes, replies: list[dict[str, Any]], engine_pid: int
         assert replies[0] == {"ok": True, "version": 1, "pid": engine_pid}, (payload, replies)
 
 
-def test_garbage_on_the_control_socket(home: Path, cli: Cli) -> None:
-    engine = EngineProcess(home, "-c", "2")
-    try:
-        wait_for(engine.started, timeout=20)
-        sock = home / SOCKET_NAME
-        seen = {"replies": 0, "dropped": 0}
+def test_garbage_on_the_control_socket(home: Path, cli: Cli, engines: StartEngine) -> None:
+    engine = engines("-c", "2")
+    wait_for(engine.started, timeout=20)
+    sock = home / SOCKET_NAME
+    seen = {"replies": 0, "dropped": 0}
 
-        @settings(max_examples=300, deadline=None)
-        @given(payload=payloads())
-        @example(payload=b"x" * (MAX_LINE + 10) + b"\n")
-        @example(payload=HELLO + b"y" * (MAX_LINE + 10) + b"\n")
-        @example(payload=HELLO + b'{"op":"scale","concurrency":' + b"9" * 5000 + b"}\n")
-        @example(payload=HELLO + b'{"op":"scale","concurrency":1e999}\n')
-        @example(payload=HELLO + b'{"op":"scale","concurrency":NaN}\n')
-        @example(payload=HELLO + b'{"op":"scale","concurrency":true}\n')
-        @example(payload=HELLO + b'{"op":"cancel","id":{"a":[1,{"b":null}]}}\n')
-        @example(payload=HELLO + b'{"op":"follow","id":""}\n')
-        @example(payload=HELLO + b'{"op":"stop","kill_after":"soon"}\n')
-        @example(payload=HELLO + b'{"op":"stop","kill_after":-1}\n')
-        @example(payload=HELLO + b'{"op":["status"]}\n')
-        @example(payload=HELLO + b"\xff\xfe\x00\n")
-        def check(payload: bytes) -> None:
-            replies = exchange(sock, payload)
-            check_replies(payload, replies, engine.pid)
-            seen["replies" if replies else "dropped"] += 1
-            assert engine.alive(), engine.log()
+    @settings(max_examples=300, deadline=None)
+    @given(payload=payloads())
+    @example(payload=b"x" * (MAX_LINE + 10) + b"\n")
+    @example(payload=HELLO + b"y" * (MAX_LINE + 10) + b"\n")
+    @example(payload=HELLO + b'{"op":"scale","concurrency":' + b"9" * 5000 + b"}\n")
+    @example(payload=HELLO + b'{"op":"scale","concurrency":1e999}\n')
+    @example(payload=HELLO + b'{"op":"scale","concurrency":NaN}\n')
+    @example(payload=HELLO + b'{"op":"scale","concurrency":true}\n')
+    @example(payload=HELLO + b'{"op":"cancel","id":{"a":[1,{"b":null}]}}\n')
+    @example(payload=HELLO + b'{"op":"follow","id":""}\n')
+    @example(payload=HELLO + b'{"op":"stop","kill_after":"soon"}\n')
+    @example(payload=HELLO + b'{"op":"stop","kill_after":-1}\n')
+    @example(payload=HELLO + b'{"op":["status"]}\n')
+    @example(payload=HELLO + b"\xff\xfe\x00\n")
+    def check(payload: bytes) -> None:
+        replies = exchange(sock, payload)
+        check_replies(payload, replies, engine.pid)
+        seen["replies" if replies else "dropped"] += 1
+        assert engine.alive(), engine.log()
 
-        check()
-        assert seen["replies"] > 50, seen
+    check()
+    assert seen["replies"] > 50, seen
 
-        # Whatever the fuzz paused or scaled, set it back; then the engine must still work.
-        cli("resume", check=True)
-        cli("worker", "scale", "2", check=True)
-        status = json.loads(cli("status", "--json", check=True).stdout)
-        assert status["engine"]["running"] is True and status["engine"]["pid"] == engine.pid
-        job_id = cli("enqueue", "--", "echo after-the-fuzz", check=True).stdout.strip()
-        wait_for(
-            lambda: _state(home, job_id) == "completed",
-            timeout=20,
-            message=f"a job enqueued after the fuzz did not complete:\n{engine.log()}",
-        )
-        assert engine.alive()
-        log = engine.log()
-        assert "Traceback" not in log and "control request failed" not in log, log
-    finally:
-        engine.close()
+    # Whatever the fuzz paused or scaled, set it back; then the engine must still work.
+    cli("resume", check=True)
+    cli("worker", "scale", "2", check=True)
+    status = json.loads(cli("status", "--json", check=True).stdout)
+    assert status["engine"]["running"] is True and status["engine"]["pid"] == engine.pid
+    job_id = cli("enqueue", "--", "echo after-the-fuzz", check=True).stdout.strip()
+    wait_for(
+        lambda: job_state(home, job_id) == "completed",
+        timeout=20,
+        message=f"a job enqueued after the fuzz did not complete:\n{engine.log()}",
+    )
+    assert engine.alive()
+    log = engine.log()
+    assert "Traceback" not in log and "control request failed" not in log, log
 
 
-def _state(home: Path, job_id: str) -> str | None:
-    with contextlib.closing(
-        sqlite3.connect(f"file:{db_path(home)}?mode=ro", uri=True, timeout=5)
-    ) as conn:
-        row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return row[0] if row else None
-
-
-def test_deeply_nested_request_gets_a_clear_error(home: Path, cli: Cli) -> None:
+def test_deeply_nested_request_gets_a_clear_error(
+    home: Path, cli: Cli, engines: StartEngine
+) -> None:
     """json.loads raises RecursionError (not ValueError) on deep nesting: that is invalid input
     like any other, not an internal error with a traceback in the engine log."""
-    engine = EngineProcess(home, "-c", "1")
-    try:
-        wait_for(engine.started, timeout=20)
-        sock = home / SOCKET_NAME
-        deep = b"[" * 5000 + b"]" * 5000
-        for payload in (
-            b'{"op":"hello","version":' + deep + b"}\n",
-            HELLO + b'{"op":"scale","concurrency":' + deep + b"}\n",
-        ):
-            replies = exchange(sock, payload)
-            assert replies, "dropped without an answer"
-            assert replies[-1]["ok"] is False, replies
-            assert "internal error" not in replies[-1]["error"], replies
-            assert engine.alive()
-        assert "Traceback" not in engine.log(), engine.log()
-    finally:
-        engine.close()
+    engine = engines("-c", "1")
+    wait_for(engine.started, timeout=20)
+    sock = home / SOCKET_NAME
+    deep = b"[" * 5000 + b"]" * 5000
+    for payload in (
+        b'{"op":"hello","version":' + deep + b"}\n",
+        HELLO + b'{"op":"scale","concurrency":' + deep + b"}\n",
+    ):
+        replies = exchange(sock, payload)
+        assert replies, "dropped without an answer"
+        assert replies[-1]["ok"] is False, replies
+        assert "internal error" not in replies[-1]["error"], replies
+        assert engine.alive()
+    assert "Traceback" not in engine.log(), engine.log()
 
 
 @pytest.mark.parametrize("kill_after", [b"NaN", b"true"])
 def test_stop_with_a_kill_after_that_is_not_seconds_is_refused(
-    home: Path, cli: Cli, kill_after: bytes
+    home: Path, cli: Cli, engines: StartEngine, kill_after: bytes
 ) -> None:
     """`kill_after` is seconds >= 0: NaN (which Python's json accepts) and booleans are not;
     a refused stop leaves the engine running its jobs."""
-    engine = EngineProcess(home, "-c", "1")
-    try:
-        wait_for(engine.started, timeout=20)
-        job_id = cli("enqueue", "--", "sleep 3", check=True).stdout.strip()
-        wait_for(lambda: _state(home, job_id) == "processing", timeout=15)
-        replies = exchange(
-            home / SOCKET_NAME, HELLO + b'{"op":"stop","kill_after":' + kill_after + b"}\n"
-        )
-        assert len(replies) == 2, replies
-        assert replies[1]["ok"] is False and "kill_after" in replies[1]["error"], replies
-        assert engine.alive()
-        assert _state(home, job_id) == "processing"
-    finally:
-        engine.close()
+    engine = engines("-c", "1")
+    wait_for(engine.started, timeout=20)
+    job_id = cli("enqueue", "--", "sleep 3", check=True).stdout.strip()
+    wait_for(lambda: job_state(home, job_id) == "processing", timeout=15)
+    replies = exchange(
+        home / SOCKET_NAME, HELLO + b'{"op":"stop","kill_after":' + kill_after + b"}\n"
+    )
+    assert len(replies) == 2, replies
+    assert replies[1]["ok"] is False and "kill_after" in replies[1]["error"], replies
+    assert engine.alive()
+    assert job_state(home, job_id) == "processing"

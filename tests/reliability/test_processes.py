@@ -16,19 +16,26 @@ suite shares two cores with other work.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_process import EngineProcess, attempts, job, jobs, show
-from helpers import wait_for
+from engine_process import (
+    StartEngine,
+    attempts,
+    group_members,
+    job,
+    jobs,
+    proc_status,
+    running,
+    show,
+)
+from helpers import configure, wait_for
 
-StartEngine = Callable[..., EngineProcess]
 MB = 1000 * 1000
 STOP_REASON = "interrupted: the engine was stopped"
 TRUNCATED = "[... earlier output truncated ...]\n"
@@ -39,64 +46,11 @@ FLOOD_RSS_LIMIT = 100 * 1024 * 1024
 OUTPUT_LIMIT = 256 * 1024  # config output-limit in the flood test
 
 
-@pytest.fixture
-def engines(home: Path) -> Iterator[StartEngine]:
-    """`start(*worker_start_args, env=None)`: an engine on the test's home, always cleaned up
-    (the engine and any job it left running) at the end of the test; logs shown on failure."""
-    started: list[EngineProcess] = []
-
-    def start(*args: str, env: dict[str, str] | None = None) -> EngineProcess:
-        engine = EngineProcess(home, *args, env=env)
-        started.append(engine)
-        return engine
-
-    try:
-        yield start
-    finally:
-        for engine in started:
-            engine.close()
-        for engine in started:
-            print(
-                f"--- engine pid {engine.pid} {' '.join(engine.args)}: exit "
-                f"{engine.proc.returncode}\n{engine.log()}"
-            )
-
-
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def configure(cli: Any, **values: str) -> None:
-    for key, value in values.items():
-        cli("config", "set", key.replace("_", "-"), value, check=True)
 
 
 def enqueue(cli: Any, **spec: Any) -> None:
     cli("enqueue", json.dumps(spec), check=True)
-
-
-def running(pid: int) -> bool:
-    """The process exists and is not a zombie (an orphaned zombie waits for a reaper)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return False
-    return text[text.rindex(b")") + 2 :].split()[0] != b"Z"
-
-
-def group_members(pgid: int) -> list[int]:
-    """The live (non-zombie) processes of process group `pgid`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            text = Path(f"/proc/{entry}/stat").read_bytes()
-        except OSError:
-            continue
-        state, _ppid, pgrp = text[text.rindex(b")") + 2 :].split()[:3]
-        if int(pgrp) == pgid and state != b"Z":
-            found.append(int(entry))
-    return found
 
 
 def processing_groups(home: Path, ids: Sequence[str]) -> dict[str, int] | None:
@@ -113,13 +67,10 @@ def processing_groups(home: Path, ids: Sequence[str]) -> dict[str, int] | None:
 def term_ignored(pid: int) -> bool:
     """SIGTERM is in the process's ignored set (SigIgn in /proc/PID/status)."""
     try:
-        text = Path(f"/proc/{pid}/status").read_text()
+        ignored = proc_status(pid).get("SigIgn")
     except OSError:
         return False
-    for line in text.splitlines():
-        if line.startswith("SigIgn:"):
-            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
-    return False
+    return ignored is not None and bool(int(ignored, 16) & (1 << (signal.SIGTERM - 1)))
 
 
 def stubborn_members(pgid: int) -> list[int]:
@@ -159,16 +110,14 @@ class RssSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        path = Path(f"/proc/{self.pid}/status")
         while not self._stop.is_set():
             try:
-                text = path.read_text()
+                rss = proc_status(self.pid).get("VmRSS")
             except OSError:
                 return
-            for line in text.splitlines():
-                if line.startswith("VmRSS:"):
-                    self.max_kib = max(self.max_kib, int(line.split()[1]))
-                    self.samples += 1
+            if rss is not None:
+                self.max_kib = max(self.max_kib, int(rss.split()[0]))
+                self.samples += 1
             self._stop.wait(self.interval)
 
     def __enter__(self) -> RssSampler:
@@ -359,7 +308,7 @@ def test_200_mb_on_stdout_and_on_stderr_neither_deadlock_nor_grow_the_engine(
             message="the floods did not complete: deadlock?",
         )
         took = time.monotonic() - started
-        peak_kib = int(engine.status()["VmHWM"].split()[0])
+        peak_kib = engine.peak_kib()
     assert engine.stop() == 0
 
     print(

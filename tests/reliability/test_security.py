@@ -11,31 +11,33 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
-import shutil
 import signal
-import sqlite3
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import CLI_TIMEOUT, assert_one_line_error, db_path, run_cli, wait_for
+from helpers import (
+    CLI_TIMEOUT,
+    NOBODY_CONNECT,
+    as_nobody,
+    assert_one_line_error,
+    db_path,
+    detached_pid,
+    job_state,
+    nobody_python,
+    queuectl_argv,
+    run_cli,
+    wait_for,
+)
 
 from queuectl.lock import alive, holder
 from queuectl.settings import DB_NAME, LOCK_NAME, LOG_NAME, SOCKET_NAME
 
-NOBODY_CLIENT = r"""
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(10)
-try:
-    s.connect(sys.argv[1])
-except OSError as exc:
-    print(json.dumps({"connect_error": type(exc).__name__}))
-    raise SystemExit(0)
+NOBODY_CLIENT = (
+    NOBODY_CONNECT
+    + r"""
 try:
     s.sendall(b'{"op":"hello","version":1}\n{"op":"status"}\n')
 except OSError:
@@ -50,6 +52,7 @@ except OSError as exc:
         raise SystemExit(0)
 print(json.dumps({"replies": [json.loads(line) for line in data.splitlines()]}))
 """
+)
 
 NOBODY_READ = r"""
 import json, sys
@@ -63,37 +66,19 @@ else:
 """
 
 
-def queuectl_argv(umask: int, home: Path, *args: str) -> list[str]:
-    return [
-        "sh",
-        "-c",
-        f'umask {umask:03o} && exec "$@"',
-        "sh",
-        sys.executable,
-        "-m",
-        "queuectl",
-        "--home",
-        str(home),
-        *args,
-    ]
+def umask_argv(umask: int, home: Path, *args: str) -> list[str]:
+    """`queuectl --home HOME ARGS...` run under `umask`."""
+    return ["sh", "-c", f'umask {umask:03o} && exec "$@"', "sh", *queuectl_argv(home, *args)]
 
 
 def run_with_umask(umask: int, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        queuectl_argv(umask, home, *args), capture_output=True, text=True, timeout=CLI_TIMEOUT
+        umask_argv(umask, home, *args), capture_output=True, text=True, timeout=CLI_TIMEOUT
     )
 
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
-
-
-def job_state(home: Path, job_id: str) -> str | None:
-    with contextlib.closing(
-        sqlite3.connect(f"file:{db_path(home)}?mode=ro", uri=True, timeout=5)
-    ) as conn:
-        row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return row[0] if row else None
 
 
 class DetachedEngine:
@@ -105,10 +90,7 @@ class DetachedEngine:
 
     def start(self, umask: int) -> int:
         result = run_with_umask(umask, self.home, "worker", "start", "--detach", "-c", "1")
-        assert result.returncode == 0, (result.stdout, result.stderr)
-        match = re.search(r"\(pid (\d+)\)", result.stdout)
-        assert match, result.stdout
-        self.pid = int(match.group(1))
+        self.pid = detached_pid(result)
         return self.pid
 
     def close(self) -> None:
@@ -171,28 +153,6 @@ def test_detached_engine_log_is_not_writable_by_others_under_umask_000(
 # --- 2. another user ---------------------------------------------------------------------------
 
 
-def nobody_python() -> str:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to run a client under another uid")
-    if shutil.which("setpriv") is None:
-        pytest.skip("setpriv (util-linux) is not installed")
-    for python in ("/usr/bin/python3", "/usr/local/bin/python3"):
-        if os.access(python, os.X_OK) and as_nobody([python, "-c", "pass"]).returncode == 0:
-            return python
-    pytest.skip("no Python interpreter that user nobody can run")
-
-
-def as_nobody(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *argv],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd="/",
-        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
-    )
-
-
 def test_another_uid_is_refused_even_with_open_permissions(detached: DetachedEngine) -> None:
     python = nobody_python()
     home = detached.home
@@ -253,7 +213,7 @@ def start_foreground(home: Path, umask: int = 0o022) -> subprocess.CompletedProc
     """`worker start` in the foreground; it must refuse at once, so a run that lasts is killed
     and reported."""
     process = subprocess.Popen(
-        queuectl_argv(umask, home, "worker", "start", "-c", "1"),
+        umask_argv(umask, home, "worker", "start", "-c", "1"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

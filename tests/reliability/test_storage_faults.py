@@ -28,34 +28,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_process import EngineProcess, jobs
-from helpers import assert_one_line_error, db_path, db_snapshot, seed, wait_for
+from engine_process import StartEngine, jobs, stat_fields
+from helpers import (
+    assert_one_line_error,
+    configure,
+    db_path,
+    db_snapshot,
+    seed,
+    wait_for,
+    write_jobs_file,
+)
 
-StartEngine = Callable[..., EngineProcess]
 MB = 1024 * 1024
-
-
-@pytest.fixture
-def engines(home: Path) -> Iterator[StartEngine]:
-    """`start(*worker_start_args, env=None)`: an engine on the test's home, always cleaned up
-    (the engine and any job it left running) at the end of the test; logs shown on failure."""
-    started: list[EngineProcess] = []
-
-    def start(*args: str, env: dict[str, str] | None = None) -> EngineProcess:
-        engine = EngineProcess(home, *args, env=env)
-        started.append(engine)
-        return engine
-
-    try:
-        yield start
-    finally:
-        for engine in started:
-            engine.close()
-        for engine in started:
-            print(
-                f"--- engine pid {engine.pid} {' '.join(engine.args)}: exit "
-                f"{engine.proc.returncode}\n{engine.log()}"
-            )
 
 
 def digest(path: Path) -> str:
@@ -136,8 +120,7 @@ def test_read_only_queue_refuses_enqueue_with_one_clear_line(
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, in seconds."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text[text.rindex(")") + 2 :].split()
+    fields = stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -150,7 +133,7 @@ def test_deleting_the_home_under_a_running_engine_is_reported(
     complaint; what is required is that it neither spins nor loops on tracebacks, and that it
     says so: a log line naming the queue, or a non-zero exit, within a few seconds.
     """
-    cli("config", "set", "lease-time", "3", check=True)  # renew leases (and look) every 1 s
+    configure(cli, lease_time="3")  # renew leases (and look) every 1 s
     cli("enqueue", "--id", "running", "--", "sleep 1.5; echo hi", check=True)
     engine = engines("-c", "2")
     wait_for(lambda: (jobs(home).get("running") or {}).get("pid"), timeout=20)
@@ -314,9 +297,8 @@ def test_wal_stays_bounded_while_readers_poll_and_jobs_flow(
 ) -> None:
     db = db_path(home)
     wal, shm = Path(f"{db}-wal"), Path(f"{db}-shm")
-    specs = home / "jobs.jsonl"
-    specs.write_text(
-        "".join(json.dumps({"id": f"j{n:06d}", "command": "true"}) + "\n" for n in range(WAL_JOBS))
+    specs = write_jobs_file(
+        home / "jobs.jsonl", ({"id": f"j{n:06d}", "command": "true"} for n in range(WAL_JOBS))
     )
     cli("enqueue", "--file", str(specs), check=True)
 
