@@ -37,6 +37,9 @@ bench: $(STAMP)
 bench-peers: $(BENCH_STAMP)
 	$(BIN)/python scripts/bench_peers.py
 
+soak: $(TEST_STAMP)
+	$(BIN)/python scripts/soak.py
+
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check queuectl tests scripts
 	$(BIN)/ruff format --check queuectl tests scripts
