@@ -310,6 +310,7 @@ class Engine:
             outcome = await self._run(slot, env, config)
         finally:
             self._release(slot)
+        crash_point("finish", job.command)  # here, not in _finish: recovery must not trip it
         try:
             await asyncio.shield(self._finish(job, outcome, config, time.time() - slot.started))
         finally:
@@ -345,7 +346,6 @@ class Engine:
     async def _finish(
         self, job: Job, outcome: Outcome, config: dict[str, Any], elapsed: float
     ) -> None:
-        crash_point("finish", job.command)
         now = time.time()
         delay = retry_delay(
             job.attempts, config["backoff-base"], config["backoff-max"], config["backoff-jitter"]
