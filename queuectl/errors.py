@@ -32,3 +32,9 @@ class StorageError(QueuectlError):
 
 class EngineRunning(QueuectlError):
     exit_code = 2
+
+
+class DuplicateJobId(BadInput):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job id {job_id!r} already exists; choose another id or omit it")
+        self.job_id = job_id

@@ -7,16 +7,26 @@ draw a table, so that `queuectl enqueue` starts fast.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from queuectl.models import Attempt, Job, JobState, printable
+from queuectl.models import Attempt, Job
+from queuectl.states import JobState
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Control characters made visible (\\x1b): a job's output must not drive a terminal."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
 
 STATE_STYLE = {
     JobState.PENDING: "cyan",
@@ -83,6 +93,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         "finished_at": iso(job.finished_at),
         "exit_code": job.exit_code,
         "last_error": job.last_error,
+        "error_kind": job.error_kind.value if job.error_kind else None,
         "lease_owner": job.lease_owner,
         "lease_expires_at": iso(job.lease_expires_at),
         "pid": job.pid,
@@ -98,6 +109,7 @@ def attempt_dict(attempt: Attempt) -> dict[str, Any]:
         "duration": attempt.duration,
         "exit_code": attempt.exit_code,
         "error": attempt.error,
+        "error_kind": attempt.error_kind.value if attempt.error_kind else None,
         "stdout": attempt.stdout.decode("utf-8", "replace"),
         "stderr": attempt.stderr.decode("utf-8", "replace"),
         "stdout_truncated": attempt.stdout_truncated,

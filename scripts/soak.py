@@ -4,8 +4,9 @@
     .venv/bin/python scripts/soak.py --runs 5 --seed 7
     .venv/bin/python scripts/soak.py --quick        # 2 runs each, small sizes (~1 min)
 
-The scenarios are the ones of the test suite (tests/reliability/chaos.py), each run on a fresh
-queue with its own random seed, derived from --seed, so a failing run can be repeated:
+The scenarios are the ones of the test suite (tests/reliability/chaos/), each run on a fresh
+queue (of the --backend, sqlite by default) with its own random seed, derived from --seed, so a
+failing run can be repeated:
 
 1. kill -9 of an engine running 20 jobs (random job durations, random delay before the kill,
    sometimes while the claims and spawns are still under way), sometimes of the restarted
@@ -37,24 +38,23 @@ ROOT = Path(__file__).resolve().parent.parent
 # the scenarios live with the tests, which import their helpers as top-level modules
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from reliability.chaos import (  # noqa: E402
-    FAULT_POINTS,
-    Result,
-    concurrent_enqueue,
-    crash_at_fault_point,
-    kill9_with_jobs_running,
-    poison_job,
-)
+from helpers import BACKENDS, Backend, make_backend  # noqa: E402
+from reliability.chaos.crashes import crash_at_fault_point, poison_job  # noqa: E402
+from reliability.chaos.enqueuers import concurrent_enqueue  # noqa: E402
+from reliability.chaos.kill9 import kill9_with_jobs_running  # noqa: E402
+from reliability.chaos.result import Result  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-Scenario = Callable[[Path, random.Random, bool, bool], Result]
+from queuectl.faults import POINTS  # noqa: E402
+
+Scenario = Callable[[Backend, random.Random, bool, bool], Result]
 
 
-def kill9(home: Path, rng: random.Random, quick: bool, full: bool) -> Result:
+def kill9(backend: Backend, rng: random.Random, quick: bool, full: bool) -> Result:
     shortest = rng.uniform(0.2, 1.5)
     return kill9_with_jobs_running(
-        home,
+        backend,
         jobs_count=8 if quick else 20,
         seed_value=rng.randrange(2**32),
         min_seconds=shortest,
@@ -65,10 +65,10 @@ def kill9(home: Path, rng: random.Random, quick: bool, full: bool) -> Result:
     )
 
 
-def fault(home: Path, rng: random.Random, quick: bool, full: bool) -> Result:
+def fault(backend: Backend, rng: random.Random, quick: bool, full: bool) -> Result:
     return crash_at_fault_point(
-        home,
-        point=rng.choice(FAULT_POINTS),
+        backend,
+        point=rng.choice(POINTS),
         targeted=rng.random() < 0.7,
         jobs_count=rng.randint(2, 4 if quick else 8),
         seed_value=rng.randrange(2**32),
@@ -77,10 +77,10 @@ def fault(home: Path, rng: random.Random, quick: bool, full: bool) -> Result:
     )
 
 
-def enqueue(home: Path, rng: random.Random, quick: bool, full: bool) -> Result:
+def enqueue(backend: Backend, rng: random.Random, quick: bool, full: bool) -> Result:
     if full:
         return concurrent_enqueue(
-            home,
+            backend,
             enqueuers=4,
             per_enqueuer=2500,
             seed_value=rng.randrange(2**32),
@@ -90,7 +90,7 @@ def enqueue(home: Path, rng: random.Random, quick: bool, full: bool) -> Result:
             max_chunk=600,
         )
     return concurrent_enqueue(
-        home,
+        backend,
         enqueuers=4,
         per_enqueuer=50 if quick else rng.randint(100, 250),
         seed_value=rng.randrange(2**32),
@@ -101,9 +101,9 @@ def enqueue(home: Path, rng: random.Random, quick: bool, full: bool) -> Result:
     )
 
 
-def poison(home: Path, rng: random.Random, quick: bool, full: bool) -> Result:
+def poison(backend: Backend, rng: random.Random, quick: bool, full: bool) -> Result:
     return poison_job(
-        home,
+        backend,
         max_retries=rng.randint(0, 3),
         others=rng.randint(2, 10),
         concurrency=rng.randint(1, 6),
@@ -134,6 +134,12 @@ def main() -> int:
         help="every K-th concurrent-enqueue run is 4 x 2,500 jobs (0: never)",
     )
     parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=BACKENDS[0],
+        help=f"where the queues are stored ({BACKENDS[0]})",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         choices=sorted(SCENARIOS),
@@ -145,7 +151,8 @@ def main() -> int:
     chosen = args.only or list(SCENARIOS)
     console = Console(stderr=True)
     console.print(
-        f"soak: {runs} runs of {', '.join(chosen)}, seed {seed}{' (quick)' if args.quick else ''}"
+        f"soak: {runs} runs of {', '.join(chosen)} on {args.backend}, seed {seed}"
+        f"{' (quick)' if args.quick else ''}"
     )
 
     totals = {key: Result(SCENARIOS[key][0], runs=0) for key in chosen}
@@ -164,7 +171,7 @@ def main() -> int:
             home = Path(tempfile.mkdtemp(prefix="q", dir="/tmp"))
             started = time.monotonic()
             try:
-                result = scenario(home, rng, args.quick, full)
+                result = scenario(make_backend(args.backend, home), rng, args.quick, full)
             except Exception:
                 result = Result(name, problems=[f"the scenario raised:\n{traceback.format_exc()}"])
             result.seconds = time.monotonic() - started

@@ -1,5 +1,5 @@
-"""Fixtures: a fresh, short queue home per test, the real CLI run against it, and real engines
-on it."""
+"""Fixtures: a fresh, short queue home per test, the backend its queue is stored in, the real
+CLI run against it, and real engines on it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from engine_process import EngineProcess, StartEngine
-from helpers import Cli, decoy_env, run_cli
+from engine_process import EngineGroup, StartEngine
+from helpers import BACKENDS, Backend, Cli, decoy_env, make_backend, run_cli
 
 
 @pytest.fixture
@@ -24,6 +24,14 @@ def home() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, home: Path) -> Backend:
+    """Where the test's queue is stored: each test that uses it (or `cli`, or `engines`) runs
+    once per backend. Look inside the queue only through the Store (helpers.all_jobs, in_store,
+    queue_snapshot, ...) or the CLI's --json."""
+    return make_backend(request.param, home)
+
+
 @pytest.fixture
 def decoy_home(home: Path) -> Path:
     """Where $QUEUECTL_HOME points in CLI runs: never to be used while --home is given."""
@@ -31,8 +39,9 @@ def decoy_home(home: Path) -> Path:
 
 
 @pytest.fixture
-def cli(home: Path, decoy_home: Path) -> Iterator[Cli]:
-    """`cli(*args, input=None, env=None, check=None)` runs `python -m queuectl --home HOME ...`.
+def cli(backend: Backend, decoy_home: Path) -> Iterator[Cli]:
+    """`cli(*args, input=None, env=None, check=None)` runs
+    `python -m queuectl --home HOME [--db URL] ...` on the test's backend.
 
     $QUEUECTL_HOME and $XDG_DATA_HOME point at a decoy inside the home, and the test fails at
     teardown if anything was created there: --home must win over the environment.
@@ -45,34 +54,28 @@ def cli(home: Path, decoy_home: Path) -> Iterator[Cli]:
         env: Mapping[str, str] | None = None,
         check: bool | int | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        return run_cli(home, *args, input=input, env={**decoy, **(env or {})}, check=check)
+        return run_cli(
+            backend.home,
+            *backend.cli_args(),
+            *args,
+            input=input,
+            env={**decoy, **(env or {})},
+            check=check,
+        )
 
     yield run
     assert not decoy_home.exists(), "a CLI run used $QUEUECTL_HOME although --home was given"
 
 
 @pytest.fixture
-def engines(home: Path) -> Iterator[StartEngine]:
+def engines(backend: Backend) -> Iterator[StartEngine]:
     """`engines(*worker_start_args, env=None, cwd=None)` starts an engine
-    (`queuectl worker start ARGS...`) on the test's home. At the end of the test, pass or fail,
+    (`queuectl worker start ARGS...`) on the test's queue. At the end of the test, pass or fail,
     every engine is stopped and any job a killed engine left running is killed; the engines'
     logs are printed (pytest shows them when the test failed)."""
-    started: list[EngineProcess] = []
-
-    def start(
-        *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None
-    ) -> EngineProcess:
-        engine = EngineProcess(home, *args, env=env, cwd=cwd)
-        started.append(engine)
-        return engine
-
+    group = EngineGroup(backend)
     try:
-        yield start
+        yield group.start
     finally:
-        for engine in started:
-            engine.close()
-        for engine in started:
-            print(
-                f"--- engine pid {engine.pid} {' '.join(engine.args)}: exit "
-                f"{engine.proc.returncode}\n{engine.log()}"
-            )
+        group.close()
+        print(group.logs())

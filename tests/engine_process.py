@@ -1,10 +1,15 @@
-"""A real engine (`queuectl worker start`) in a subprocess, for end-to-end tests.
+"""Real engines (`queuectl worker start`) in subprocesses, for end-to-end tests.
 
 The engine's stderr (its log) goes to a file in the queue home, so a test can read it while the
 engine runs and after it has exited. `close()` never leaves an engine or a job behind: it stops
 the engine (SIGTERM twice, then SIGKILL), then kills the process groups of jobs that a killed
 engine left running. Those are found by a token that each test engine gets in its environment
 and passes on to its jobs, so nothing but this engine's jobs is ever killed.
+
+`EngineGroup` is the one way tests start engines: the `engines` fixture (conftest.py) and the
+chaos scenarios (tests/reliability/chaos/) both use it. The queue's jobs are looked at through
+the Store (helpers.all_jobs, get_job, job_attempts) or the CLI's --json (`show`, `list_jobs`),
+never by opening the database.
 """
 
 from __future__ import annotations
@@ -15,16 +20,15 @@ import json
 import os
 import secrets
 import signal
-import sqlite3
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from helpers import queuectl_argv
+from helpers import Backend, queuectl_argv
 
-from queuectl.settings import DB_NAME
+from queuectl import procfs
 
 _numbers = itertools.count(1)
 TOKEN_VAR = "QUEUECTL_TEST_ENGINE"
@@ -33,75 +37,28 @@ TOKEN_VAR = "QUEUECTL_TEST_ENGINE"
 # --- processes, as /proc shows them -----------------------------------------------------------
 
 
-def stat_fields(pid: int | str) -> list[bytes]:
-    """The fields of /proc/PID/stat after the command name: state, ppid, pgrp, ...
-
-    OSError if there is no such process."""
-    text = Path(f"/proc/{pid}/stat").read_bytes()
-    return text[text.rindex(b")") + 2 :].split()
-
-
-def proc_status(pid: int) -> dict[str, str]:
-    """/proc/PID/status as a dict of strings (VmHWM, VmRSS, SigIgn, ...); OSError if there is
-    no such process."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        fields[name] = value.strip()
-    return fields
-
-
-def running(pid: int) -> bool:
-    """The process exists and is not a zombie (an orphaned zombie waits for a reaper; it is
-    dead)."""
-    try:
-        return stat_fields(pid)[0] != b"Z"
-    except OSError:
-        return False
-
-
-def group_members(pgid: int, *, zombies: bool = False) -> list[int]:
-    """The processes of process group `pgid` that still run (with `zombies`, those that have
-    exited but are not reaped yet too)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            state, _ppid, pgrp = stat_fields(entry)[:3]
-        except OSError:
-            continue
-        if int(pgrp) == pgid and (zombies or state != b"Z"):
-            found.append(int(entry))
-    return found
-
-
 def environ_pids(name: str, value: str) -> list[int]:
     """The processes whose environment holds NAME=VALUE."""
-    wanted = f"{name}={value}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-        except OSError:
-            continue
-        if wanted in environ.split(b"\0"):
-            found.append(int(entry))
-    return found
+    wanted_name, wanted_value = name.encode(), value.encode()
+    return [pid for pid in procfs.pids() if procfs.environ(pid).get(wanted_name) == wanted_value]
 
 
 # --- the engine -------------------------------------------------------------------------------
 
 
 class EngineProcess:
-    """`python -m queuectl --home HOME worker start ARGS...`, with its log in a file."""
+    """`python -m queuectl --home HOME [--db URL] worker start ARGS...`, with its log in a
+    file in the home."""
 
     def __init__(
-        self, home: Path, *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None
+        self,
+        backend: Backend,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
-        self.home = Path(home)
+        self.backend = backend
+        self.home = Path(backend.home)
         self.args = args
         number = next(_numbers)
         self.token = f"{os.getpid()}-{number}-{secrets.token_hex(4)}"
@@ -109,7 +66,7 @@ class EngineProcess:
         self.out_path = self.home / f"test-engine-{number}.stdout"
         with open(self.log_path, "wb") as err, open(self.out_path, "wb") as out:
             self.proc = subprocess.Popen(
-                queuectl_argv(self.home, "worker", "start", *args),
+                queuectl_argv(self.home, *backend.cli_args(), "worker", "start", *args),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
@@ -137,7 +94,7 @@ class EngineProcess:
 
     def status(self) -> dict[str, Any]:
         """/proc/PID/status as a dict of strings (VmHWM, VmRSS, ...)."""
-        return proc_status(self.pid)
+        return procfs.status(self.pid)
 
     def peak_kib(self) -> int:
         """The engine's peak resident memory so far (VmHWM), in KiB."""
@@ -187,12 +144,9 @@ class EngineProcess:
         """Process groups of the jobs this engine started that still have a process."""
         groups = set()
         for pid in environ_pids(TOKEN_VAR, self.token):
-            if pid == self.pid:
-                continue
-            try:
-                groups.add(int(stat_fields(pid)[2]))
-            except OSError:
-                continue
+            group = procfs.process_group(pid)
+            if pid != self.pid and group is not None:
+                groups.add(group)
         groups.discard(os.getpgrp())
         return groups
 
@@ -201,38 +155,41 @@ class EngineProcess:
 StartEngine = Callable[..., EngineProcess]
 
 
-# --- the job table ---------------------------------------------------------------------------
+class EngineGroup:
+    """Engines started on one queue; `close()` stops every one of them and kills whatever jobs
+    a killed one left running. `env` is laid under each engine's own `env`."""
+
+    def __init__(self, backend: Backend, env: Mapping[str, str] | None = None) -> None:
+        self.backend = backend
+        self.env = dict(env or {})
+        self.started: list[EngineProcess] = []
+
+    def start(
+        self, *args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> EngineProcess:
+        """`queuectl worker start ARGS...` on the group's queue."""
+        engine = EngineProcess(self.backend, *args, env={**self.env, **(env or {})}, cwd=cwd)
+        self.started.append(engine)
+        return engine
+
+    def close(self) -> None:
+        for engine in self.started:
+            engine.close()
+
+    def logs(self, tail: int | None = None) -> str:
+        """Each engine's command line, exit code and log (its last `tail` lines)."""
+        return "\n".join(
+            f"--- engine pid {engine.pid} {' '.join(engine.args)}: exit "
+            f"{engine.proc.returncode}\n{_tail(engine.log(), tail)}"
+            for engine in self.started
+        )
 
 
-def jobs(home: Path) -> dict[str, dict[str, Any]]:
-    """Every job, read straight from HOME/queue.db with the stdlib sqlite3 module."""
-    return {row["id"]: row for row in _select(home, "SELECT * FROM jobs")}
+def _tail(text: str, lines: int | None) -> str:
+    return text if lines is None else "\n".join(text.splitlines()[-lines:])
 
 
-def job(home: Path, job_id: str) -> dict[str, Any]:
-    rows = _select(home, "SELECT * FROM jobs WHERE id = ?", (job_id,))
-    assert rows, f"no job {job_id!r} in {home}"
-    return rows[0]
-
-
-def attempts(home: Path, job_id: str) -> list[dict[str, Any]]:
-    return _select(home, "SELECT * FROM attempts WHERE job_id = ? ORDER BY run", (job_id,))
-
-
-def states(home: Path) -> dict[str, str]:
-    return {row["id"]: row["state"] for row in _select(home, "SELECT id, state FROM jobs")}
-
-
-def _select(home: Path, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-    path = Path(home) / DB_NAME
-    if not path.exists():
-        return []
-    conn = sqlite3.connect(path, timeout=30)
-    try:
-        conn.row_factory = sqlite3.Row
-        return [dict(row) for row in conn.execute(sql, params)]
-    finally:
-        conn.close()
+# --- the CLI's view of the queue --------------------------------------------------------------
 
 
 def show(cli: Any, job_id: str) -> dict[str, Any]:

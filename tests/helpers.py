@@ -1,27 +1,28 @@
-"""Helpers shared by the tests: polling instead of fixed sleeps, running the real CLI, and
-looking inside a queue's SQLite file with the stdlib sqlite3 module."""
+"""Helpers shared by the tests: polling instead of fixed sleeps, running the real CLI, the
+backend under test, and looking inside a queue through the Store."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import json
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from queuectl.models import JobSpec, Outcome, OutcomeKind
-from queuectl.settings import DB_NAME
-from queuectl.store import Store, open_store
+from queuectl.errors import JobNotFound
+from queuectl.models import Attempt, Job, JobSpec, Outcome
+from queuectl.paths import DB_NAME
+from queuectl.states import ErrorKind, next_state
+from queuectl.store import Finish, Store, open_store
 
 T = TypeVar("T")
 
@@ -201,50 +202,32 @@ def nobody_python() -> str:
     pytest.skip("no Python interpreter that user nobody can run")
 
 
-# --- looking inside a queue -------------------------------------------------------------------
+# --- the backend under test, and looking inside a queue through the Store -------------------
 
 
-def db_path(home: Path) -> Path:
-    return home / DB_NAME
+@dataclass(frozen=True)
+class Backend:
+    """Where a test's queue is stored. `db` is the --db URL; None means the SQLite file in the
+    home (the zero set-up default). Tests look inside the queue only through the Store or the
+    CLI's --json, so each runs unchanged on every backend."""
 
+    name: str
+    home: Path
+    db: str | None = None
 
-def read_only_db(home: Path) -> contextlib.closing[sqlite3.Connection]:
-    """`with read_only_db(home) as conn:` a read-only connection to the queue file."""
-    return contextlib.closing(sqlite3.connect(f"file:{db_path(home)}?mode=ro", uri=True, timeout=5))
+    @property
+    def target(self) -> Path | str:
+        return self.db or self.home
 
+    def cli_args(self) -> list[str]:
+        return ["--db", self.db] if self.db else []
 
-def job_state(home: Path, job_id: str) -> str | None:
-    """A job's state straight from the queue file; None if there is no such job."""
-    with read_only_db(home) as conn:
-        row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return row[0] if row else None
+    async def open(self, **options: Any) -> Store:
+        return await open_store(self.target, **options)
 
-
-def db_snapshot(home: Path) -> dict[str, Any] | None:
-    """Every row of every table (sorted) and the schema version; None if there is no database.
-
-    Compare snapshots taken before and after a command to show it changed nothing.
-    """
-    path = db_path(home)
-    if not path.exists():
-        return None
-    conn = sqlite3.connect(path)
-    try:
-        tables = [
-            row[0]
-            for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
-            )
-        ]
-        snapshot: dict[str, Any] = {
-            "user_version": conn.execute("PRAGMA user_version").fetchone()[0]
-        }
-        for table in tables:
-            rows = conn.execute(f'SELECT * FROM "{table}"').fetchall()
-            snapshot[table] = sorted(rows, key=repr)
-        return snapshot
-    finally:
-        conn.close()
+    def exists(self) -> bool:
+        """Whether the queue's database has been created (a refused command must not)."""
+        return self.db is not None or (self.home / DB_NAME).exists()
 
 
 def spec(command: str = "true", **fields: Any) -> JobSpec:
@@ -252,44 +235,163 @@ def spec(command: str = "true", **fields: Any) -> JobSpec:
     return JobSpec(command=command, cwd="/", **fields)
 
 
+def failure(code: int = 1, error: str = "exit code 1", **fields: Any) -> Outcome:
+    return Outcome(ErrorKind.EXIT, exit_code=code, error=error, **fields)
+
+
+async def finish(store: Store, job: Job, outcome: Outcome, retry_delay: float = 1.0) -> bool:
+    """End a claimed job's attempt as the engine does: decide with next_state, then apply."""
+    [applied] = await store.finish_many(
+        [Finish(job, next_state(job, outcome, retry_delay), outcome)]
+    )
+    return applied
+
+
 async def make_dead(
-    store: Store, ids: Iterable[str], now: float, stdout: bytes = b"", stderr: bytes = b""
+    store: Store, ids: Iterable[str], stdout: bytes = b"", stderr: bytes = b""
 ) -> None:
     """Enqueue jobs with no retries and fail their one attempt, as an engine would.
 
-    Only these jobs may be runnable at `now` (claim picks by priority, not by id).
+    Only these jobs may be runnable now (claim picks by priority, not by id).
     """
     ids = list(ids)
-    await store.enqueue([spec("false", id=job_id, max_retries=0) for job_id in ids], now)
-    jobs = await store.claim("test-engine", len(ids), now, 30.0)
+    await store.enqueue([spec("false", id=job_id, max_retries=0) for job_id in ids])
+    jobs = await store.claim("test-engine", len(ids), 30.0)
     assert sorted(job.id for job in jobs) == sorted(ids)
     for job in jobs:
-        outcome = Outcome(
-            OutcomeKind.FAILURE, exit_code=1, error="exit code 1", stdout=stdout, stderr=stderr
-        )
-        await store.finish(job, outcome, now + 1, now + 2)
+        assert await finish(store, job, failure(stdout=stdout, stderr=stderr))
+
+
+async def store_snapshot(store: Store) -> dict[str, Any]:
+    """Every job with its attempts, and the config: compare snapshots taken before and after
+    an operation to show that it changed nothing."""
+    jobs = sorted(await store.list_jobs(None, 1_000_000_000), key=lambda job: job.id)
+    return {
+        "jobs": jobs,
+        "attempts": {job.id: await store.attempts(job.id) for job in jobs},
+        "config": await store.config(),
+    }
+
+
+def in_store(backend: Backend, use: Callable[[Store], Awaitable[T]]) -> T:
+    """Run `use(store)` on a store of the backend's queue, from synchronous test code."""
+
+    async def run() -> T:
+        store = await backend.open()
+        try:
+            return await use(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def queue_snapshot(backend: Backend) -> dict[str, Any] | None:
+    """store_snapshot of the queue; None if its database was never created."""
+    return in_store(backend, store_snapshot) if backend.exists() else None
+
+
+def all_jobs(backend: Backend) -> dict[str, Job]:
+    async def read(store: Store) -> dict[str, Job]:
+        return {job.id: job for job in await store.list_jobs(None, 1_000_000_000)}
+
+    return in_store(backend, read)
+
+
+def job_state(backend: Backend, job_id: str) -> str | None:
+    """A job's state; None if there is no such job."""
+    job = all_jobs(backend).get(job_id) if backend.exists() else None
+    return None if job is None else job.state.value
 
 
 def seed(
-    home: Path,
+    backend: Backend,
     *,
     dead: Iterable[str] = (),
     pending: Iterable[str] = (),
     config: Mapping[str, Any] | None = None,
-    now: float | None = None,
 ) -> None:
     """Fill a queue in-process (much faster than one CLI process per job)."""
 
-    async def fill() -> None:
-        at = time.time() if now is None else now
-        store = await open_store(home)
+    async def fill(store: Store) -> None:
+        await make_dead(store, dead, stdout=b"out\n", stderr=b"err\n")
+        if pending:
+            await store.enqueue([spec(id=job_id) for job_id in pending])
+        for name, value in (config or {}).items():
+            await store.set_config(name, value)
+
+    in_store(backend, fill)
+
+
+# --- backends, a clock, and single jobs, for the end-to-end tests ---------------------------
+
+#: the backends that the `backend` fixture (conftest.py) runs each end-to-end test on
+BACKENDS = ("sqlite",)
+
+
+def make_backend(name: str, home: Path) -> Backend:
+    """The queue of backend `name` for a test whose home is `home`."""
+    if name == "sqlite":
+        return Backend(name, home)
+    raise ValueError(f"unknown backend {name!r}")
+
+
+class ManualClock:
+    """A store clock that moves only when told: exact times for seeded attempts."""
+
+    def __init__(self, now: float | None = None) -> None:
+        self.now = time.time() if now is None else now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def in_store_with(backend: Backend, use: Callable[[Store], Awaitable[T]], **options: Any) -> T:
+    """`in_store` on a store opened with `options` (e.g. clock=ManualClock())."""
+
+    async def run() -> T:
+        store = await backend.open(**options)
         try:
-            await make_dead(store, dead, at - 10, stdout=b"out\n", stderr=b"err\n")
-            if pending:
-                await store.enqueue([spec(id=job_id) for job_id in pending], at)
-            for name, value in (config or {}).items():
-                await store.set_config(name, value)
+            return await use(store)
         finally:
             await store.close()
 
-    asyncio.run(fill())
+    return asyncio.run(run())
+
+
+def get_job(backend: Backend, job_id: str) -> Job:
+    """The job, through the Store; fails the test if there is no such job."""
+
+    async def read(store: Store) -> Job | None:
+        try:
+            return await store.get(job_id)
+        except JobNotFound:
+            return None
+
+    found = in_store(backend, read) if backend.exists() else None
+    assert found is not None, f"no job {job_id!r} in the {backend.name} queue of {backend.home}"
+    return found
+
+
+def job_attempts(backend: Backend, job_id: str) -> list[Attempt]:
+    """The job's attempts in order, through the Store; [] if there is no such job."""
+
+    async def read(store: Store) -> list[Attempt]:
+        try:
+            return await store.attempts(job_id)
+        except JobNotFound:
+            return []
+
+    return in_store(backend, read) if backend.exists() else []
+
+
+def job_counts(backend: Backend) -> dict[str, int]:
+    """Jobs per state (every state, zeros included), through the Store."""
+
+    async def read(store: Store) -> dict[str, int]:
+        return {state.value: count for state, count in (await store.counts()).items()}
+
+    return in_store(backend, read)

@@ -1,7 +1,8 @@
 """The real CLI in subprocesses: every job-management command, its --json, and its errors.
 
 Queues that a test only needs as a starting point are filled in-process (`seed`), which is
-much faster than one CLI process per job.
+much faster than one CLI process per job. Each test runs on every backend (the `backend`
+fixture); the queue is looked at through the CLI's --json or the Store (`queue_snapshot`).
 """
 
 from __future__ import annotations
@@ -22,18 +23,26 @@ from typing import Any
 
 import pytest
 from helpers import (
+    BACKENDS,
+    Backend,
     Cli,
+    ManualClock,
     assert_one_line_error,
-    db_path,
-    db_snapshot,
     decoy_env,
+    failure,
+    finish,
+    in_store_with,
+    make_backend,
+    queue_snapshot,
     run_cli,
     run_cli_parallel,
     seed,
+    spec,
 )
 
-from queuectl.models import JobState
-from queuectl.settings import CONFIG_KEYS
+from queuectl.config import CONFIG_KEYS
+from queuectl.states import ErrorKind, JobState
+from queuectl.store import Store
 
 JOB_KEYS = {
     "id",
@@ -57,6 +66,7 @@ JOB_KEYS = {
     "lease_owner",
     "lease_expires_at",
     "pid",
+    "error_kind",
 }
 ATTEMPT_KEYS = {
     "run",
@@ -70,6 +80,7 @@ ATTEMPT_KEYS = {
     "stderr",
     "stdout_truncated",
     "stderr_truncated",
+    "error_kind",
 }
 GENERATED_ID = re.compile(r"^[0-9a-hjkmnp-tv-z]{12}$")
 
@@ -94,14 +105,17 @@ def counts(cli: Cli) -> dict[str, int]:
     return json.loads(ok(cli("status", "--json")))["counts"]
 
 
-def many(home: Path, *argvs: list[str]) -> list[subprocess.CompletedProcess[str]]:
-    """Independent read-only calls at once, with the `cli` fixture's decoy environment."""
-    env = decoy_env(home / "decoy")
-    return run_cli_parallel([(home, argv, {"env": env}) for argv in argvs])
+def many(backend: Backend, *argvs: list[str]) -> list[subprocess.CompletedProcess[str]]:
+    """Independent read-only calls at once, as the `cli` fixture makes them (the backend's
+    options, the decoy environment)."""
+    env = decoy_env(backend.home / "decoy")
+    return run_cli_parallel(
+        [(backend.home, [*backend.cli_args(), *argv], {"env": env}) for argv in argvs]
+    )
 
 
-def outputs(home: Path, *argvs: list[str]) -> list[str]:
-    return [ok(result) for result in many(home, *argvs)]
+def outputs(backend: Backend, *argvs: list[str]) -> list[str]:
+    return [ok(result) for result in many(backend, *argvs)]
 
 
 # --- enqueue ----------------------------------------------------------------------------------
@@ -219,23 +233,23 @@ def test_enqueue_file_and_stdin(cli: Cli, home: Path) -> None:
     assert counts(cli)["pending"] == 5
 
 
-def test_data_survives_across_processes(cli: Cli, home: Path) -> None:
+def test_data_survives_across_processes(cli: Cli, backend: Backend) -> None:
     ok(cli("enqueue", "--id", "one", "--", "true"))
     ok(cli("config", "set", "concurrency", "12"))
     ok(cli("enqueue", "--id", "two", "--", "true"))
     assert counts(cli)["pending"] == 2
-    snapshot = db_snapshot(home)
+    snapshot = queue_snapshot(backend)
     assert snapshot is not None
-    assert sorted(row[0] for row in snapshot["jobs"]) == ["one", "two"]
-    assert ("concurrency", "12") in snapshot["config"]
+    assert sorted(job.id for job in snapshot["jobs"]) == ["one", "two"]
+    assert snapshot["config"].concurrency == 12
 
 
 # --- inspecting -------------------------------------------------------------------------------
 
 
-def test_status(cli: Cli, home: Path) -> None:
-    seed(home, dead=["d1", "d2"], pending=["p1", "p2", "p3"])
-    human, as_json = outputs(home, ["status"], ["status", "--json"])
+def test_status(cli: Cli, backend: Backend) -> None:
+    seed(backend, dead=["d1", "d2"], pending=["p1", "p2", "p3"])
+    human, as_json = outputs(backend, ["status"], ["status", "--json"])
     assert re.search(r"pending\s+3\b", human)
     assert re.search(r"dead\s+2\b", human)
     assert "not running" in human
@@ -244,12 +258,16 @@ def test_status(cli: Cli, home: Path) -> None:
     assert status["engine"]["running"] is False
 
 
-def test_list(cli: Cli, home: Path) -> None:
-    seed(home, dead=["d1"])
-    for n in range(4):
-        seed(home, pending=[f"p{n}"], now=time.time() + n)  # distinct creation times
+def test_list(cli: Cli, backend: Backend) -> None:
+    seed(backend, dead=["d1"])
+    for n in range(4):  # distinct creation times
+        in_store_with(
+            backend,
+            lambda store, n=n: store.enqueue([spec(id=f"p{n}")]),
+            clock=ManualClock(time.time() + n + 1),
+        )
     every, dead, first_two, completed, human = outputs(
-        home,
+        backend,
         ["list", "--json"],
         ["list", "--state", "dead", "--json"],
         ["list", "--state", "PENDING", "--limit", "2", "--json"],
@@ -266,18 +284,27 @@ def test_list(cli: Cli, home: Path) -> None:
     assert "STATE" in human
 
 
-def test_list_empty(home: Path) -> None:
-    human, as_json = outputs(home, ["list"], ["list", "--json"])
+def test_list_empty(backend: Backend) -> None:
+    human, as_json = outputs(backend, ["list"], ["list", "--json"])
     assert "no jobs" in human
     assert json.loads(as_json) == []
 
 
-def test_show(cli: Cli, home: Path) -> None:
-    seed(home, dead=["d1"])
-    as_json, human = outputs(home, ["show", "d1", "--json"], ["show", "d1"])
+def test_show(cli: Cli, backend: Backend) -> None:
+    clock = ManualClock()
+
+    async def one_dead_job(store: Store) -> None:  # its one attempt lasts exactly 1 s
+        await store.enqueue([spec("false", id="d1", max_retries=0)])
+        [job] = await store.claim("test-engine", 1, 30.0)
+        clock.advance(1.0)
+        assert await finish(store, job, failure(stdout=b"out\n", stderr=b"err\n"))
+
+    in_store_with(backend, one_dead_job, clock=clock)
+    as_json, human = outputs(backend, ["show", "d1", "--json"], ["show", "d1"])
     shown = json.loads(as_json)
     assert (shown["state"], shown["attempts"], shown["runs"]) == ("dead", 1, 1)
     assert (shown["exit_code"], shown["last_error"]) == (1, "exit code 1")
+    assert shown["error_kind"] == ErrorKind.EXIT
     [attempt] = shown["history"]
     assert set(attempt) == ATTEMPT_KEYS
     assert (attempt["run"], attempt["exit_code"], attempt["stdout"], attempt["stderr"]) == (
@@ -286,6 +313,7 @@ def test_show(cli: Cli, home: Path) -> None:
         "out\n",
         "err\n",
     )
+    assert attempt["error_kind"] == ErrorKind.EXIT
     assert attempt["duration"] == pytest.approx(1.0)
     assert "d1" in human and "dead" in human and "exit code 1" in human
     assert "attempts" in human
@@ -294,9 +322,9 @@ def test_show(cli: Cli, home: Path) -> None:
 # --- the dead letter queue --------------------------------------------------------------------
 
 
-def test_dlq(cli: Cli, home: Path) -> None:
-    seed(home, dead=["d1", "d2", "d3"], pending=["p1"])
-    as_json, human = outputs(home, ["dlq", "list", "--json"], ["dlq", "list"])
+def test_dlq(cli: Cli, backend: Backend) -> None:
+    seed(backend, dead=["d1", "d2", "d3"], pending=["p1"])
+    as_json, human = outputs(backend, ["dlq", "list", "--json"], ["dlq", "list"])
     dead = json.loads(as_json)
     assert sorted(job["id"] for job in dead) == ["d1", "d2", "d3"]
     assert all(job["state"] == "dead" and set(job) == JOB_KEYS for job in dead)
@@ -305,12 +333,12 @@ def test_dlq(cli: Cli, home: Path) -> None:
     assert ok(cli("dlq", "retry", "d1")) == "retried 1 job\n"
     retried = show(cli, "d1")
     assert (retried["state"], retried["attempts"], retried["runs"]) == ("pending", 0, 1)
-    assert retried["last_error"] is None
+    assert retried["last_error"] is None and retried["error_kind"] is None
     assert len(retried["history"]) == 1  # the history is kept
 
     assert ok(cli("dlq", "retry", "--all")) == "retried 2 jobs\n"
     status, as_json, human = outputs(
-        home, ["status", "--json"], ["dlq", "list", "--json"], ["dlq", "list"]
+        backend, ["status", "--json"], ["dlq", "list", "--json"], ["dlq", "list"]
     )
     assert json.loads(status)["counts"] == {**{s.value: 0 for s in JobState}, "pending": 4}
     assert json.loads(as_json) == []
@@ -318,8 +346,8 @@ def test_dlq(cli: Cli, home: Path) -> None:
     assert ok(cli("dlq", "retry", "--all")) == "retried 0 jobs\n"
 
 
-def test_dlq_retry_several_ids(cli: Cli, home: Path) -> None:
-    seed(home, dead=["d1", "d2", "d3"])
+def test_dlq_retry_several_ids(cli: Cli, backend: Backend) -> None:
+    seed(backend, dead=["d1", "d2", "d3"])
     assert ok(cli("dlq", "retry", "d1", "d3")) == "retried 2 jobs\n"
     assert [j["id"] for j in json.loads(ok(cli("dlq", "list", "--json")))] == ["d2"]
     # naming a job twice retries it once
@@ -330,14 +358,14 @@ def test_dlq_retry_several_ids(cli: Cli, home: Path) -> None:
 # --- config -----------------------------------------------------------------------------------
 
 
-def test_config(cli: Cli, home: Path) -> None:
+def test_config(cli: Cli, backend: Backend) -> None:
     defaults = {name: key.default for name, key in CONFIG_KEYS.items()}
     assert json.loads(ok(cli("config", "list", "--json"))) == defaults
     assert ok(cli("config", "set", "max-retries", "5")) == "max-retries = 5\n"
     assert ok(cli("config", "set", "job-timeout", "1m")) == "job-timeout = 60\n"
     assert ok(cli("config", "set", "output-limit", "64KiB")) == "output-limit = 65536\n"
     plain, retries, timeout, as_json, human = outputs(
-        home,
+        backend,
         ["config", "get", "max-retries"],
         ["config", "get", "max-retries", "--json"],
         ["config", "get", "job-timeout", "--json"],
@@ -364,7 +392,7 @@ def test_config(cli: Cli, home: Path) -> None:
 
     assert ok(cli("config", "set", "job-timeout", "none")) == "job-timeout = none\n"
     plain, as_json = outputs(
-        home, ["config", "get", "job-timeout"], ["config", "get", "job-timeout", "--json"]
+        backend, ["config", "get", "job-timeout"], ["config", "get", "job-timeout", "--json"]
     )
     assert plain == "none\n"
     assert json.loads(as_json) == {"job-timeout": None}
@@ -491,33 +519,40 @@ def _bad_calls() -> dict[str, tuple[list[str], str | None, str | None]]:
     return calls
 
 
-@pytest.fixture(scope="module")
-def bad_runs() -> Iterator[dict[str, BadRun]]:
-    """Every bad-input case, each in its own seeded queue, run in parallel once per module.
+@pytest.fixture(scope="module", params=BACKENDS)
+def bad_runs(request: pytest.FixtureRequest) -> Iterator[dict[str, BadRun]]:
+    """Every bad-input case, each in its own seeded queue, run in parallel once per module (and
+    backend: the `backend` fixture's, for queues of a module-wide fixture).
 
     Process start-up is most of a CLI call; overlapping the independent calls keeps the suite
     fast while each case still gets its own queue and its own test.
     """
-    homes: dict[str, Path] = {}
+    backends: dict[str, Backend] = {}
     try:
         calls = []
         for case, (argv, stdin, content) in _bad_calls().items():
-            home = homes[case] = Path(tempfile.mkdtemp(prefix="q", dir="/tmp"))
-            seed(home, dead=["d1"], pending=["p1"], config={"max-retries": 4})
+            home = Path(tempfile.mkdtemp(prefix="q", dir="/tmp"))
+            backend = backends[case] = make_backend(request.param, home)
+            seed(backend, dead=["d1"], pending=["p1"], config={"max-retries": 4})
             if content is not None:
                 (home / "jobs.jsonl").write_text(content)
             env = {"QUEUECTL_HOME": str(home / "decoy"), "XDG_DATA_HOME": str(home / "decoy")}
-            args = [arg.replace("{home}", str(home)) for arg in argv]
+            args = [*backend.cli_args(), *(arg.replace("{home}", str(home)) for arg in argv)]
             calls.append((home, args, {"input": stdin, "env": env}))
-        befores = {case: db_snapshot(home) for case, home in homes.items()}
+        befores = {case: queue_snapshot(backend) for case, backend in backends.items()}
         results = run_cli_parallel(calls)
         yield {
-            case: BadRun(result, befores[case], db_snapshot(home), (home / "decoy").exists())
-            for (case, home), result in zip(homes.items(), results, strict=True)
+            case: BadRun(
+                result,
+                befores[case],
+                queue_snapshot(backend),
+                (backend.home / "decoy").exists(),
+            )
+            for (case, backend), result in zip(backends.items(), results, strict=True)
         }
     finally:
-        for home in homes.values():
-            shutil.rmtree(home, ignore_errors=True)
+        for backend in backends.values():
+            shutil.rmtree(backend.home, ignore_errors=True)
 
 
 def _check_bad_run(run: BadRun, fragments: str) -> None:
@@ -526,7 +561,7 @@ def _check_bad_run(run: BadRun, fragments: str) -> None:
         assert fragment in message
     assert run.result.stdout == ""
     assert run.before is not None
-    assert run.after == run.before, "the database changed"
+    assert run.after == run.before, "the queue changed"
     assert not run.decoy_used
 
 
@@ -551,7 +586,7 @@ def test_bad_file_stores_nothing(
     run = bad_runs[f"{case}-{via}"]
     _check_bad_run(run, fragments)
     assert run.after is not None
-    assert sorted(row[0] for row in run.after["jobs"]) == ["d1", "p1"]
+    assert sorted(job.id for job in run.after["jobs"]) == ["d1", "p1"]
 
 
 def test_missing_file(cli: Cli, home: Path) -> None:
@@ -560,6 +595,7 @@ def test_missing_file(cli: Cli, home: Path) -> None:
 
 
 # --- the queue's home and its database --------------------------------------------------------
+# Without --db the queue is the SQLite file in the home: these tests are about that default.
 
 
 def test_home_is_created_0700(home: Path) -> None:
@@ -567,33 +603,22 @@ def test_home_is_created_0700(home: Path) -> None:
     result = run_cli(target, "status", "--json", check=True)
     assert json.loads(result.stdout)["counts"]["pending"] == 0
     assert stat.S_IMODE(target.stat().st_mode) == 0o700
-    assert db_path(target).is_file()
+    assert Backend("sqlite", target).exists()
 
 
 def test_queuectl_home_is_used_without_home_option(home: Path) -> None:
     target = home / "from-env"
     env = {"QUEUECTL_HOME": str(target), "XDG_DATA_HOME": str(home / "xdg")}
     run_cli(None, "enqueue", "--id", "e1", "--", "true", env=env, check=True)
-    assert db_path(target).is_file()
+    assert Backend("sqlite", target).exists()
     assert not (home / "xdg").exists()
     assert "e1" in run_cli(target, "list", check=True).stdout
 
 
-def test_corrupt_database(cli: Cli, home: Path) -> None:
-    garbage = b"this is not a database, just garbage\n" * 200
-    db_path(home).write_bytes(garbage)
-    for result in many(home, ["status"], ["enqueue", "--", "true"], ["list", "--json"]):
-        message = assert_one_line_error(result, 1)
-        assert str(db_path(home)) in message
-        assert "corrupt" in message
-        assert result.stdout == ""
-    assert db_path(home).read_bytes() == garbage
-
-
-def test_version_and_help(home: Path) -> None:
+def test_version_and_help(backend: Backend) -> None:
     from queuectl import __version__
 
-    version, helptext = outputs(home, ["--version"], ["--help"])
+    version, helptext = outputs(backend, ["--version"], ["--help"])
     assert __version__ in version
     for command in ("enqueue", "status", "list", "show", "dlq", "config"):
         assert command in helptext

@@ -29,22 +29,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_process import environ_pids, group_members, running, show, timestamp
+from engine_process import environ_pids, show, timestamp
 from helpers import (
     NOBODY_CONNECT,
+    Backend,
     Cli,
+    all_jobs,
     as_nobody,
     assert_one_line_error,
     detached_pid,
+    job_state,
     nobody_python,
     queuectl_argv,
-    read_only_db,
     wait_for,
     write_jobs_file,
 )
 
-from queuectl.lock import alive
-from queuectl.settings import LOCK_NAME, SOCKET_NAME
+from queuectl.paths import LOCK_NAME, SOCKET_NAME
+from queuectl.procfs import alive, group_members
+from queuectl.procfs import alive as running
+from queuectl.states import ErrorKind
 
 MARK = "QUEUECTL_TEST_MARK"  # set in the engine's environment, hence in its jobs' too
 HELLO = b'{"op":"hello","version":1}\n'
@@ -65,9 +69,13 @@ def marked_processes(home: Path) -> list[int]:
 class Engines:
     """Starts detached engines on the test's queue and remembers them for the teardown."""
 
-    home: Path
+    backend: Backend
     cli: Cli
     pids: list[int] = field(default_factory=list)
+
+    @property
+    def home(self) -> Path:
+        return self.backend.home
 
     def start(self, concurrency: int = 4, env: dict[str, str] | None = None) -> int:
         result = self.cli(
@@ -88,7 +96,9 @@ class Engines:
     def cleanup(self) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             subprocess.run(
-                queuectl_argv(self.home, "worker", "stop", "--now"), capture_output=True, timeout=15
+                queuectl_argv(self.home, *self.backend.cli_args(), "worker", "stop", "--now"),
+                capture_output=True,
+                timeout=15,
             )
         for pid in self.pids:
             if alive(pid):
@@ -108,8 +118,8 @@ class Engines:
 
 
 @pytest.fixture
-def detached_engines(home: Path, cli: Cli) -> Iterator[Engines]:
-    ctl = Engines(home, cli)
+def detached_engines(backend: Backend, cli: Cli) -> Iterator[Engines]:
+    ctl = Engines(backend, cli)
     try:
         yield ctl
     finally:
@@ -138,40 +148,25 @@ def state_of(cli: Cli, job_id: str) -> str:
     return show(cli, job_id)["state"]
 
 
-# --- looking into the queue file (cheap enough to poll; the CLI costs ~0.3 s a call) -------------
+# --- looking into the queue through the Store (cheap enough to poll; the CLI costs ~0.3 s a call)
 
 
-def db_jobs(home: Path) -> dict[str, tuple[str, int | None]]:
-    """{job id: (state, pid)} straight from the SQLite file, read-only."""
-    with read_only_db(home) as conn:
-        return {
-            job_id: (state, pid)
-            for job_id, state, pid in conn.execute("SELECT id, state, pid FROM jobs")
-        }
-
-
-def db_state(home: Path, job_id: str) -> str:
-    return db_jobs(home)[job_id][0]
-
-
-def db_running(home: Path) -> set[str]:
+def processing_ids(backend: Backend) -> set[str]:
     """Jobs that are processing with a process started."""
-    return {
-        job_id for job_id, (state, pid) in db_jobs(home).items() if state == "processing" and pid
-    }
+    return {job.id for job in all_jobs(backend).values() if job.state == "processing" and job.pid}
 
 
-def db_all(home: Path, ids: list[str], state: str) -> bool:
-    jobs = db_jobs(home)
-    return all(jobs[job_id][0] == state for job_id in ids)
+def all_in_state(backend: Backend, ids: list[str], state: str) -> bool:
+    jobs = all_jobs(backend)
+    return all(jobs[job_id].state == state for job_id in ids)
 
 
 # --- 1. status --------------------------------------------------------------------------------
 
 
-def test_status_reports_engine_and_running_jobs(home: Path, cli: Cli, engine: int) -> None:
+def test_status_reports_engine_and_running_jobs(backend: Backend, cli: Cli, engine: int) -> None:
     ids = {enqueue(cli, "--", "sleep 30"), enqueue(cli, "--", "sleep 30")}
-    wait_for(lambda: db_running(home) == ids, timeout=10)
+    wait_for(lambda: processing_ids(backend) == ids, timeout=10)
 
     first = status_json(cli)
     eng = first["engine"]
@@ -215,10 +210,10 @@ def test_status_without_engine(cli: Cli) -> None:
 
 
 def test_stop_graceful_waits_for_running_job_and_engine_exit(
-    home: Path, cli: Cli, engine: int
+    home: Path, backend: Backend, cli: Cli, engine: int
 ) -> None:
     job = enqueue(cli, "--", "sleep 2")
-    wait_for(lambda: db_running(home) == {job}, timeout=10)
+    wait_for(lambda: processing_ids(backend) == {job}, timeout=10)
 
     started = time.monotonic()
     result = cli("worker", "stop")
@@ -277,11 +272,12 @@ def _assert_interrupted(cli: Cli, job: str) -> None:
     assert info["runs"] == 1
     assert len(info["history"]) == 1
     assert info["history"][0]["error"] == "interrupted: the engine was stopped"
+    assert info["history"][0]["error_kind"] == ErrorKind.INTERRUPTED
 
 
-def test_stop_timeout_kills_jobs_after_the_timeout(home: Path, cli: Cli, engine: int) -> None:
+def test_stop_timeout_kills_jobs_after_the_timeout(backend: Backend, cli: Cli, engine: int) -> None:
     job = enqueue(cli, "--", "sleep 300")
-    wait_for(lambda: db_running(home) == {job}, timeout=10)
+    wait_for(lambda: processing_ids(backend) == {job}, timeout=10)
     pgid = status_json(cli)["engine"]["running_jobs"][0]["pid"]
 
     started = time.monotonic()
@@ -297,9 +293,9 @@ def test_stop_timeout_kills_jobs_after_the_timeout(home: Path, cli: Cli, engine:
     _assert_interrupted(cli, job)
 
 
-def test_stop_now_kills_jobs_at_once(home: Path, cli: Cli, engine: int) -> None:
+def test_stop_now_kills_jobs_at_once(backend: Backend, cli: Cli, engine: int) -> None:
     job = enqueue(cli, "--", "sleep 300")
-    wait_for(lambda: db_running(home) == {job}, timeout=10)
+    wait_for(lambda: processing_ids(backend) == {job}, timeout=10)
 
     started = time.monotonic()
     result = cli("worker", "stop", "--now")
@@ -424,7 +420,7 @@ def _only_error(replies: list[dict[str, Any]], *words: str) -> str:
 
 
 async def test_bad_clients_get_errors_and_the_engine_keeps_serving(
-    home: Path, cli: Cli, engine: int
+    home: Path, backend: Backend, cli: Cli, engine: int
 ) -> None:
     sock = home / SOCKET_NAME
     busy = await asyncio.to_thread(enqueue, cli, "--", "sleep 2")
@@ -473,7 +469,9 @@ async def test_bad_clients_get_errors_and_the_engine_keeps_serving(
     assert barrage < 30, barrage
 
     assert alive(engine)
-    await asyncio.to_thread(wait_for, lambda: db_all(home, [*new_jobs, busy], "completed"), 15)
+    await asyncio.to_thread(
+        wait_for, lambda: all_in_state(backend, [*new_jobs, busy], "completed"), 15
+    )
     final = await asyncio.to_thread(status_json, cli)
     assert final["engine"]["pid"] == engine
     assert final["engine"]["completed"] == 4
@@ -485,7 +483,9 @@ async def test_bad_clients_get_errors_and_the_engine_keeps_serving(
 # --- 5. wake-up latency -----------------------------------------------------------------------
 
 
-def test_enqueue_wakes_an_idle_engine_quickly(home: Path, cli: Cli, engine: int) -> None:
+def test_enqueue_wakes_an_idle_engine_quickly(
+    home: Path, backend: Backend, cli: Cli, engine: int
+) -> None:
     time.sleep(1.2)  # the engine must have been idle for more than a second
     enqueued: dict[str, float] = {}
     for _ in range(100):
@@ -523,7 +523,7 @@ def test_enqueue_wakes_an_idle_engine_quickly(home: Path, cli: Cli, engine: int)
     assert from_commit[0] > -0.01, "a job started before it was enqueued?"
     assert p95 < 0.5, f"p95 wake-up latency {p95:.3f}s (p50 {p50:.3f}s)"
     assert c95 < 0.5, f"p95 latency from created_at {c95:.3f}s (p50 {c50:.3f}s)"
-    wait_for(lambda: db_all(home, list(enqueued), "completed"), timeout=10)
+    wait_for(lambda: all_in_state(backend, list(enqueued), "completed"), timeout=10)
 
 
 # --- 6. logs -f -------------------------------------------------------------------------------
@@ -541,10 +541,12 @@ def _line_reader(stream: Any) -> queue.Queue[str | None]:
     return lines
 
 
-def test_logs_follow_streams_a_running_job(home: Path, cli: Cli, engine: int) -> None:
+def test_logs_follow_streams_a_running_job(
+    home: Path, backend: Backend, cli: Cli, engine: int
+) -> None:
     job = enqueue(cli, "--", "echo first; sleep 3; echo second")
     follow = subprocess.Popen(
-        queuectl_argv(home, "logs", "-f", job),
+        queuectl_argv(home, *backend.cli_args(), "logs", "-f", job),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -580,7 +582,9 @@ def test_logs_follow_streams_a_running_job(home: Path, cli: Cli, engine: int) ->
 # --- 7. cancel --------------------------------------------------------------------------------
 
 
-def test_cancel_running_job_kills_its_whole_group(home: Path, cli: Cli, engine: int) -> None:
+def test_cancel_running_job_kills_its_whole_group(
+    home: Path, backend: Backend, cli: Cli, engine: int
+) -> None:
     pids_file = home / "pids"
     command = (
         f"echo $$ >> {pids_file}; "
@@ -597,7 +601,7 @@ def test_cancel_running_job_kills_its_whole_group(home: Path, cli: Cli, engine: 
         return pids if len(pids) == 3 else None
 
     pids = wait_for(recorded, timeout=10)
-    wait_for(lambda: db_running(home) == {job}, timeout=10)
+    wait_for(lambda: processing_ids(backend) == {job}, timeout=10)
     pgid = status_json(cli)["engine"]["running_jobs"][0]["pid"]
     pids = sorted({*pids, *group_members(pgid, zombies=True)})
     assert len(pids) >= 3 and all(alive(pid) for pid in pids)
@@ -608,6 +612,7 @@ def test_cancel_running_job_kills_its_whole_group(home: Path, cli: Cli, engine: 
     info = show(cli, job)
     assert info["state"] == "canceled"
     assert info["history"][-1]["error"] == "canceled by user"
+    assert info["history"][-1]["error_kind"] == ErrorKind.CANCELED
     wait_for(
         lambda: not any(alive(pid) for pid in pids),
         timeout=5,
@@ -620,14 +625,14 @@ def test_cancel_running_job_kills_its_whole_group(home: Path, cli: Cli, engine: 
     assert alive(engine)
 
 
-def test_cancel_pending_and_finished_jobs(home: Path, cli: Cli, engine: int) -> None:
+def test_cancel_pending_and_finished_jobs(backend: Backend, cli: Cli, engine: int) -> None:
     later = enqueue(cli, "--delay", "1h", "--", "echo should-not-run")
     result = cli("cancel", later)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"canceled {later}"
 
     done = enqueue(cli, "--", "true")
-    wait_for(lambda: db_state(home, done) == "completed", timeout=10)
+    wait_for(lambda: job_state(backend, done) == "completed", timeout=10)
     info = show(cli, later)
     assert info["state"] == "canceled"
     assert info["runs"] == 0 and info["history"] == []
@@ -640,7 +645,7 @@ def test_cancel_pending_and_finished_jobs(home: Path, cli: Cli, engine: int) -> 
 # --- 8. pause / resume ------------------------------------------------------------------------
 
 
-def test_pause_holds_new_jobs_until_resume(home: Path, cli: Cli, engine: int) -> None:
+def test_pause_holds_new_jobs_until_resume(backend: Backend, cli: Cli, engine: int) -> None:
     result = cli("pause", check=True)
     assert "paused" in result.stdout
     assert status_json(cli)["engine"]["paused"] is True
@@ -649,14 +654,14 @@ def test_pause_holds_new_jobs_until_resume(home: Path, cli: Cli, engine: int) ->
     job = enqueue(cli, "--", "true")
     held_since = time.monotonic()
     while time.monotonic() - held_since < 1.0:
-        assert db_state(home, job) == "pending"
+        assert job_state(backend, job) == "pending"
         time.sleep(0.05)
     info = show(cli, job)
     assert info["state"] == "pending" and info["runs"] == 0, info
 
     result = cli("resume", check=True)
     assert "resumed" in result.stdout
-    wait_for(lambda: db_state(home, job) == "completed", timeout=5)
+    wait_for(lambda: job_state(backend, job) == "completed", timeout=5)
     engine_info = status_json(cli)["engine"]
     assert engine_info["paused"] is False
     assert engine_info["completed"] == 1
@@ -669,7 +674,9 @@ def _jobs_file(home: Path, name: str, ids: list[str], command: str) -> Path:
     return write_jobs_file(home / name, ({"id": job_id, "command": command} for job_id in ids))
 
 
-def test_scale_changes_concurrency_live(home: Path, cli: Cli, engine: int) -> None:
+def test_scale_changes_concurrency_live(
+    home: Path, backend: Backend, cli: Cli, engine: int
+) -> None:
     assert cli("worker", "scale", "1", check=True).stdout.strip() == "concurrency = 1"
     assert status_json(cli)["engine"]["concurrency"] == 1
 
@@ -699,7 +706,7 @@ def test_scale_changes_concurrency_live(home: Path, cli: Cli, engine: int) -> No
     assert cli("worker", "scale", "3", check=True).stdout.strip() == "concurrency = 3"
     ids = ["three-a", "three-b", "three-c"]
     cli("enqueue", "--file", str(_jobs_file(home, "three.jsonl", ids, "sleep 5")), check=True)
-    wait_for(lambda: db_running(home) == set(ids), timeout=5)
+    wait_for(lambda: processing_ids(backend) == set(ids), timeout=5)
     engine_info = status_json(cli)["engine"]
     assert engine_info["concurrency"] == 3
     assert {job["id"] for job in engine_info["running_jobs"]} == set(ids)
@@ -709,7 +716,7 @@ def test_scale_changes_concurrency_live(home: Path, cli: Cli, engine: int) -> No
 
 
 def test_detach_stop_round_trip_and_restart_after_kill(
-    home: Path, cli: Cli, detached_engines: Engines
+    home: Path, backend: Backend, cli: Cli, detached_engines: Engines
 ) -> None:
     first = detached_engines.start()
     assert status_json(cli)["engine"]["pid"] == first
@@ -735,14 +742,14 @@ def test_detach_stop_round_trip_and_restart_after_kill(
     assert third not in (first, second)
     assert status_json(cli)["engine"]["pid"] == third
     job = enqueue(cli, "--", "true")
-    wait_for(lambda: db_state(home, job) == "completed", timeout=10)
+    wait_for(lambda: job_state(backend, job) == "completed", timeout=10)
 
 
 # --- 11. a planted symlink --------------------------------------------------------------------
 
 
 def test_symlink_at_socket_path_refuses_start(
-    home: Path, cli: Cli, detached_engines: Engines
+    home: Path, backend: Backend, cli: Cli, detached_engines: Engines
 ) -> None:
     sock = home / SOCKET_NAME
     target = home / "elsewhere"
@@ -753,7 +760,7 @@ def test_symlink_at_socket_path_refuses_start(
     assert str(sock) in message and "symlink" in message
 
     foreground = subprocess.Popen(
-        queuectl_argv(home, "worker", "start"),
+        queuectl_argv(home, *backend.cli_args(), "worker", "start"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -3,8 +3,9 @@
 Every test starts its engines through the `engines` fixture (conftest.py), which stops them
 (and kills any job a killed engine left running) at the end of the test, pass or fail, and
 prints their logs.
-Waiting is by polling the queue's database, never by fixed sleeps, except where the passing of
-time is what is tested.
+Waiting is by polling the queue through the Store (helpers.all_jobs, get_job, job_attempts),
+never by fixed sleeps, except where the passing of time is what is tested; the `backend`
+fixture runs each test on every backend.
 """
 
 from __future__ import annotations
@@ -21,19 +22,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_process import (
-    StartEngine,
-    attempts,
-    group_members,
-    job,
-    jobs,
-    list_jobs,
-    running,
-    show,
-    states,
-    timestamp,
+from engine_process import StartEngine, list_jobs, show, timestamp
+from helpers import (
+    Backend,
+    all_jobs,
+    assert_one_line_error,
+    configure,
+    get_job,
+    job_attempts,
+    seed,
+    wait_for,
+    write_jobs_file,
 )
-from helpers import assert_one_line_error, configure, seed, wait_for, write_jobs_file
+
+from queuectl.procfs import alive as running
+from queuectl.procfs import group_members
+from queuectl.states import ErrorKind
 
 MB = 1024 * 1024
 
@@ -48,12 +52,16 @@ def enqueue_jobs(cli: Any, home: Path, specs: Sequence[dict[str, Any]]) -> None:
     assert result.stdout.strip() == f"enqueued {len(specs)} jobs"
 
 
-def all_in_state(home: Path, ids: Sequence[str], state: str, with_pid: bool = False) -> bool:
-    rows = jobs(home)
+def all_in_state(backend: Backend, ids: Sequence[str], state: str, with_pid: bool = False) -> bool:
+    jobs = all_jobs(backend)
     return all(
-        job_id in rows and rows[job_id]["state"] == state and (not with_pid or rows[job_id]["pid"])
+        job_id in jobs and jobs[job_id].state == state and (not with_pid or jobs[job_id].pid)
         for job_id in ids
     )
+
+
+def states(backend: Backend) -> dict[str, str]:
+    return {job.id: job.state.value for job in all_jobs(backend).values()}
 
 
 def max_overlap(intervals: Sequence[tuple[float, float]]) -> int:
@@ -72,13 +80,15 @@ def max_overlap(intervals: Sequence[tuple[float, float]]) -> int:
 
 
 @pytest.mark.slow
-def test_500_jobs_each_run_exactly_once(home: Path, cli: Any, engines: StartEngine) -> None:
+def test_500_jobs_each_run_exactly_once(
+    home: Path, backend: Backend, cli: Any, engines: StartEngine
+) -> None:
     out = home / "out.txt"
     ids = [f"job-{n:03d}" for n in range(500)]
     enqueue_jobs(
         cli, home, [{"id": job_id, "command": f"echo {job_id} >> {out}"} for job_id in ids]
     )
-    assert Counter(states(home).values()) == {"pending": 500}
+    assert Counter(states(backend).values()) == {"pending": 500}
 
     engine = engines("--concurrency", "20", "--until-empty")
     assert engine.wait(timeout=90) == 0
@@ -87,16 +97,14 @@ def test_500_jobs_each_run_exactly_once(home: Path, cli: Any, engines: StartEngi
     duplicates = [line for line, count in Counter(lines).items() if count > 1]
     assert duplicates == []
     assert sorted(lines) == ids
-    rows = jobs(home)
-    assert {row["state"] for row in rows.values()} == {"completed"}
-    assert {(row["attempts"], row["runs"], row["exit_code"]) for row in rows.values()} == {
-        (1, 1, 0)
-    }
+    jobs = all_jobs(backend)
+    assert {job.state for job in jobs.values()} == {"completed"}
+    assert {(job.attempts, job.runs, job.exit_code) for job in jobs.values()} == {(1, 1, 0)}
     assert {row["state"] for row in list_jobs(cli)} == {"completed"}
     assert len(list_jobs(cli)) == 500
     assert "engine stopped: 500 completed, 0 failed" in engine.log()
 
-    spans = [(a["started_at"], a["finished_at"]) for job_id in ids for a in attempts(home, job_id)]
+    spans = [(a.started_at, a.finished_at) for job_id in ids for a in job_attempts(backend, job_id)]
     assert len(spans) == 500  # one attempt each
     assert all(start <= end for start, end in spans)
     assert 2 <= max_overlap(spans) <= 20  # ran concurrently, never above the limit
@@ -123,10 +131,12 @@ def test_failing_job_retries_then_dies_and_dlq_retry_revives_it(
     assert (dead["state"], dead["attempts"], dead["runs"]) == ("dead", 3, 3)
     assert dead["exit_code"] == 3
     assert dead["last_error"] == "exit code 3 (stderr: no marker)"
+    assert dead["error_kind"] == ErrorKind.EXIT
     history = dead["history"]
     assert [a["run"] for a in history] == [1, 2, 3]
     assert [a["exit_code"] for a in history] == [3, 3, 3]
     assert all("exit code 3" in a["error"] for a in history)
+    assert [a["error_kind"] for a in history] == [ErrorKind.EXIT] * 3
     assert [a["stdout"] for a in history] == ["try 1\n", "try 2\n", "try 3\n"]
     for before, after in itertools.pairwise(history):  # backoff-base 1: 1 s apart
         assert timestamp(after["started_at"]) - timestamp(before["finished_at"]) >= 0.9
@@ -155,7 +165,7 @@ def test_failing_job_retries_then_dies_and_dlq_retry_revives_it(
     )
     assert len(done["history"]) == 4
     last = done["history"][-1]
-    assert (last["run"], last["exit_code"], last["error"]) == (4, 0, None)
+    assert (last["run"], last["exit_code"], last["error"], last["error_kind"]) == (4, 0, None, None)
     assert last["stdout"] == "try 1\n"  # attempts were reset: this is attempt 1 again
     assert "flaky completed in" in engine.log()
 
@@ -189,8 +199,10 @@ def test_timeout_kills_the_whole_process_group(home: Path, cli: Any, engines: St
     result = show(cli, "slow")
     assert result["state"] == "dead"
     assert "timed out after 1s" in result["last_error"]
+    assert result["error_kind"] == ErrorKind.TIMEOUT
     [attempt] = result["history"]
     assert "timed out" in attempt["error"]
+    assert attempt["error_kind"] == ErrorKind.TIMEOUT
     assert attempt["exit_code"] is None  # the shell died by a signal
     # timeout 1 s, then SIGTERM; the TERM-ignoring child lives until the SIGKILL 1 s later
     assert 1.9 <= attempt["duration"] < 10
@@ -200,7 +212,9 @@ def test_timeout_kills_the_whole_process_group(home: Path, cli: Any, engines: St
 # --- 4. run_at ----------------------------------------------------------------------------------
 
 
-def test_scheduled_jobs_do_not_start_early(home: Path, cli: Any, engines: StartEngine) -> None:
+def test_scheduled_jobs_do_not_start_early(
+    backend: Backend, cli: Any, engines: StartEngine
+) -> None:
     engine = engines()
     wait_for(engine.started)
     before = time.time()
@@ -210,7 +224,7 @@ def test_scheduled_jobs_do_not_start_early(home: Path, cli: Any, engines: StartE
     at = (datetime.now(UTC) + timedelta(seconds=1.5)).astimezone(plus_two).isoformat()
     cli("enqueue", "--id", "at", "--run-at", at, "--", "true", check=True)
 
-    wait_for(lambda: all_in_state(home, ["delayed", "at"], "completed"), timeout=15)
+    wait_for(lambda: all_in_state(backend, ["delayed", "at"], "completed"), timeout=15)
     for job_id in ("delayed", "at"):
         result = show(cli, job_id)
         run_at = timestamp(result["run_at"])
@@ -228,7 +242,9 @@ def test_scheduled_jobs_do_not_start_early(home: Path, cli: Any, engines: StartE
 # --- 5. priorities ------------------------------------------------------------------------------
 
 
-def test_higher_priority_runs_first(home: Path, cli: Any, engines: StartEngine) -> None:
+def test_higher_priority_runs_first(
+    home: Path, backend: Backend, cli: Any, engines: StartEngine
+) -> None:
     out = home / "out"
     # ids and file order differ from priority order, so neither can pass for it
     enqueue_jobs(
@@ -246,21 +262,21 @@ def test_higher_priority_runs_first(home: Path, cli: Any, engines: StartEngine) 
     engine = engines("--until-empty", "-c", "1")
     assert engine.wait(timeout=30) == 0
     assert out.read_text().split() == ["10", "5", "1", "0"]
-    assert set(states(home).values()) == {"completed"}
+    assert set(states(backend).values()) == {"completed"}
 
 
 # --- 6. huge output -----------------------------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_huge_output_keeps_a_bounded_tail(home: Path, cli: Any, engines: StartEngine) -> None:
+def test_huge_output_keeps_a_bounded_tail(backend: Backend, cli: Any, engines: StartEngine) -> None:
     configure(cli, output_limit="64KiB")
     command = r"head -c 50000000 /dev/zero | tr '\0' x; echo; echo END; echo err >&2"
     engine = engines()
     wait_for(engine.started)
     idle_kib = engine.peak_kib()
     cli("enqueue", "--id", "big", "--", command, check=True)
-    wait_for(lambda: job(home, "big")["state"] == "completed", timeout=60)
+    wait_for(lambda: get_job(backend, "big").state == "completed", timeout=60)
     busy_kib = engine.peak_kib()
     assert engine.stop() == 0
 
@@ -284,7 +300,7 @@ def test_huge_output_keeps_a_bounded_tail(home: Path, cli: Any, engines: StartEn
 
 @pytest.mark.slow
 def test_jobs_of_a_killed_engine_run_again_exactly_once(
-    home: Path, cli: Any, engines: StartEngine
+    home: Path, backend: Backend, cli: Any, engines: StartEngine
 ) -> None:
     configure(cli, backoff_base="1", backoff_jitter="0")
     out = home / "out"
@@ -293,9 +309,10 @@ def test_jobs_of_a_killed_engine_run_again_exactly_once(
         cli, home, [{"id": job_id, "command": f"sleep 4; echo {job_id} >> {out}"} for job_id in ids]
     )
     first = engines("-c", "10")
-    wait_for(lambda: all_in_state(home, ids, "processing", with_pid=True), timeout=15)
-    groups = {job_id: row["pid"] for job_id, row in jobs(home).items()}
-    owner = job(home, ids[0])["lease_owner"]
+    wait_for(lambda: all_in_state(backend, ids, "processing", with_pid=True), timeout=15)
+    groups = {job_id: job.pid for job_id, job in all_jobs(backend).items()}
+    owner = get_job(backend, ids[0]).lease_owner
+    assert owner is not None
 
     first.kill9()
     # the jobs live on in their own sessions: that is what recovery must clean up
@@ -306,19 +323,21 @@ def test_jobs_of_a_killed_engine_run_again_exactly_once(
     lines = out.read_text().splitlines()
     assert sorted(lines) == ids  # once each: the orphans were killed before their echo
     assert [job_id for job_id, pgid in groups.items() if group_members(pgid)] == []
-    rows = jobs(home)
-    assert {rows[job_id]["state"] for job_id in ids} == {"completed"}
-    assert not any(row["state"] == "processing" for row in rows.values())
+    jobs = all_jobs(backend)
+    assert {jobs[job_id].state for job_id in ids} == {"completed"}
+    assert not any(job.state == "processing" for job in jobs.values())
     for job_id in ids:
-        runs = attempts(home, job_id)
+        runs = job_attempts(backend, job_id)
         assert len(runs) == 2
-        assert "the engine running the job died" in runs[0]["error"]
-        assert owner in runs[0]["error"]
-        assert runs[0]["engine"] == owner
-        assert (runs[1]["exit_code"], runs[1]["error"]) == (0, None)
-        assert rows[job_id]["attempts"] == 2  # the lost run counted as a failed attempt
+        assert runs[0].error_kind == ErrorKind.ENGINE_DIED
+        assert "the engine running the job died" in (runs[0].error or "")
+        assert owner in (runs[0].error or "")
+        assert runs[0].engine == owner
+        assert (runs[1].exit_code, runs[1].error, runs[1].error_kind) == (0, None, None)
+        assert jobs[job_id].attempts == 2  # the lost run counted as a failed attempt
     history = show(cli, ids[0])["history"]
     assert "the engine running the job died" in history[0]["error"]
+    assert history[0]["error_kind"] == ErrorKind.ENGINE_DIED
     log = second.log()
     assert "recovered 10 jobs left by a dead engine" in log
     assert log.count("killed process group") == 10
@@ -327,7 +346,9 @@ def test_jobs_of_a_killed_engine_run_again_exactly_once(
 # --- 8. stopping ------------------------------------------------------------------------------
 
 
-def test_sigterm_lets_running_jobs_finish(home: Path, cli: Any, engines: StartEngine) -> None:
+def test_sigterm_lets_running_jobs_finish(
+    home: Path, backend: Backend, cli: Any, engines: StartEngine
+) -> None:
     out = home / "out"
     ids = ["t1", "t2", "t3"]
     enqueue_jobs(
@@ -342,28 +363,28 @@ def test_sigterm_lets_running_jobs_finish(home: Path, cli: Any, engines: StartEn
         ],
     )
     engine = engines("-c", "3")
-    wait_for(lambda: all_in_state(home, ids, "processing", with_pid=True), timeout=15)
+    wait_for(lambda: all_in_state(backend, ids, "processing", with_pid=True), timeout=15)
     assert not out.exists()
 
     assert engine.stop(signal.SIGTERM, timeout=30) == 0
     assert out.read_text() == "done\n" * 3
-    rows = jobs(home)
-    assert [rows[job_id]["state"] for job_id in ids] == ["completed"] * 3
-    assert (rows["waiting"]["state"], rows["waiting"]["runs"]) == ("pending", 0)
+    jobs = all_jobs(backend)
+    assert [jobs[job_id].state for job_id in ids] == ["completed"] * 3
+    assert (jobs["waiting"].state, jobs["waiting"].runs) == ("pending", 0)
     log = engine.log()
     assert "SIGTERM: stopping; 3 running jobs will finish" in log
     assert "engine stopped: 3 completed, 0 failed" in log
 
 
 def test_second_sigterm_kills_jobs_and_returns_them_to_pending(
-    home: Path, cli: Any, engines: StartEngine
+    home: Path, backend: Backend, cli: Any, engines: StartEngine
 ) -> None:
     configure(cli, kill_grace="1")
     ids = ["long1", "long2"]
     enqueue_jobs(cli, home, [{"id": job_id, "command": "sleep 30"} for job_id in ids])
     engine = engines("-c", "2")
-    wait_for(lambda: all_in_state(home, ids, "processing", with_pid=True), timeout=15)
-    groups = [job(home, job_id)["pid"] for job_id in ids]
+    wait_for(lambda: all_in_state(backend, ids, "processing", with_pid=True), timeout=15)
+    groups = [get_job(backend, job_id).pid for job_id in ids]
 
     engine.send(signal.SIGTERM)
     wait_for(lambda: "SIGTERM: stopping" in engine.log())
@@ -379,6 +400,7 @@ def test_second_sigterm_kills_jobs_and_returns_them_to_pending(
         assert result["lease_owner"] is None and result["pid"] is None
         [attempt] = result["history"]
         assert attempt["error"] == "interrupted: the engine was stopped"
+        assert attempt["error_kind"] == ErrorKind.INTERRUPTED
         assert attempt["finished_at"] is not None
     assert "killing 2 running jobs" in engine.log()
 
@@ -440,6 +462,7 @@ def test_missing_cwd_fails_clearly_and_the_job_environment_is_set(
     assert str(gone) in homeless["last_error"]
     assert "does not exist" in homeless["last_error"]
     assert "does not exist" in homeless["history"][0]["error"]
+    assert homeless["error_kind"] == homeless["history"][0]["error_kind"] == ErrorKind.SPAWN
     assert str(gone) in engine.log()
 
     result = show(cli, "envjob")
@@ -455,22 +478,22 @@ def test_missing_cwd_fails_clearly_and_the_job_environment_is_set(
 
 
 def test_idle_engine_notices_jobs_enqueued_by_other_processes(
-    home: Path, cli: Any, engines: StartEngine
+    backend: Backend, cli: Any, engines: StartEngine
 ) -> None:
     engine = engines()
     wait_for(engine.started)
     time.sleep(1.0)  # idle for a while: what is tested is that idling does not make it deaf
 
     # without the CLI's wake-up call over the control socket: only the poll can see this one
-    seed(home, pending=["polled"])
-    wait_for(lambda: job(home, "polled")["state"] == "completed", timeout=10)
+    seed(backend, pending=["polled"])
+    wait_for(lambda: get_job(backend, "polled").state == "completed", timeout=10)
     cli("enqueue", "--id", "woken", "--", "true", check=True)
-    wait_for(lambda: job(home, "woken")["state"] == "completed", timeout=10)
+    wait_for(lambda: get_job(backend, "woken").state == "completed", timeout=10)
 
     for job_id in ("polled", "woken"):
-        row = job(home, job_id)
-        [attempt] = attempts(home, job_id)
-        lag = attempt["started_at"] - row["created_at"]
+        job = get_job(backend, job_id)
+        [attempt] = job_attempts(backend, job_id)
+        lag = attempt.started_at - job.created_at
         assert 0 <= lag < 1.0, f"{job_id} started {lag:.3f}s after it was enqueued"
         assert show(cli, job_id)["history"][0]["exit_code"] == 0
     assert engine.stop() == 0

@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 from helpers import async_wait_for
 
-from queuectl.runner import JobProcess, RunResult, SpawnError, Tail
+from queuectl import procfs
+from queuectl.engine.runner import JobProcess, SpawnError, Tail
+from queuectl.models import Outcome
+from queuectl.states import ErrorKind, KillReason, OutcomeKind
 
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
 Spawn = Callable[..., Awaitable[JobProcess]]
@@ -26,24 +29,12 @@ Spawn = Callable[..., Awaitable[JobProcess]]
 # --- looking at processes ---------------------------------------------------------------------
 
 
-def _stat(pid: int) -> tuple[bytes, int] | None:
-    """(state, process group) of a process, or None if it no longer exists."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_bytes()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    state, _ppid, pgrp = text[text.rindex(b")") + 2 :].split()[:3]
-    return state, int(pgrp)
-
-
 def running(pid: int) -> bool:
-    info = _stat(pid)
-    return info is not None and info[0] != b"Z"
+    return procfs.alive(pid)
 
 
 def running_in_group(pgid: int) -> list[int]:
-    pids = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
-    return [pid for pid in pids if (info := _stat(pid)) and info[1] == pgid and info[0] != b"Z"]
+    return procfs.group_members(pgid)
 
 
 def read_pids(path: Path) -> list[int]:
@@ -56,7 +47,7 @@ async def assert_no_survivors(proc: JobProcess, pids: Sequence[int] = ()) -> Non
     with pytest.raises(ProcessLookupError):  # the shell is our child: already reaped
         os.kill(proc.pid, 0)
     await async_wait_for(
-        lambda: all(_stat(pid) is None for pid in pids),
+        lambda: all(procfs.stat_fields(pid) is None for pid in pids),
         timeout=15,
         message=f"zombies never reaped: {pids}",
     )
@@ -89,7 +80,7 @@ async def spawn() -> AsyncIterator[Spawn]:
 
 async def run(
     spawn: Spawn, command: str, timeout: float | None = None, grace: float = 2.0, **kwargs: object
-) -> RunResult:
+) -> Outcome:
     proc = await spawn(command, **kwargs)
     return await proc.wait(timeout, grace)
 
@@ -127,22 +118,25 @@ def test_tail_rejects_a_negative_limit() -> None:
 
 
 async def test_success_captures_both_streams(spawn: Spawn) -> None:
+    started = time.monotonic()
     result = await run(spawn, "echo out; echo err >&2")
+    assert 0 <= time.monotonic() - started < 30
     assert result.exit_code == 0 and result.error is None
     assert (result.stdout, result.stderr) == (b"out\n", b"err\n")
     assert not (result.stdout_truncated or result.stderr_truncated)
-    assert not result.timed_out and result.killed_by is None
-    assert 0 <= result.duration < 30
+    assert result.error_kind is None and result.kind is OutcomeKind.SUCCESS
 
 
 async def test_failure_names_the_exit_code_and_last_stderr_line(spawn: Spawn) -> None:
     result = await run(spawn, "echo noise >&2; echo '  boom  ' >&2; echo >&2; exit 3")
     assert result.exit_code == 3
     assert result.error == "exit code 3 (stderr: boom)"
+    assert result.error_kind is ErrorKind.EXIT and result.kind is OutcomeKind.FAILURE
 
 
 async def test_failure_without_stderr_and_long_stderr_lines(spawn: Spawn) -> None:
-    assert (await run(spawn, "exit 4")).error == "exit code 4"
+    result = await run(spawn, "exit 4")
+    assert (result.error, result.error_kind) == ("exit code 4", ErrorKind.EXIT)
     error = (await run(spawn, "printf '%0500d' 0 >&2; exit 1")).error
     assert error is not None and error.startswith("exit code 1 (stderr: 000")
     assert len(error) < 250
@@ -150,7 +144,7 @@ async def test_failure_without_stderr_and_long_stderr_lines(spawn: Spawn) -> Non
 
 async def test_command_not_found(spawn: Spawn) -> None:
     result = await run(spawn, "no-such-command-qctl")
-    assert result.exit_code == 127
+    assert (result.exit_code, result.error_kind) == (127, ErrorKind.EXIT)
     assert result.error is not None
     assert result.error.startswith("exit code 127: command not found (stderr: ")
     assert "no-such-command-qctl" in result.error
@@ -159,7 +153,7 @@ async def test_command_not_found(spawn: Spawn) -> None:
 async def test_not_executable(spawn: Spawn, tmp_path: Path) -> None:
     (tmp_path / "script").write_text("#!/bin/sh\necho hi\n")
     result = await run(spawn, "./script", cwd=str(tmp_path))
-    assert result.exit_code == 126
+    assert (result.exit_code, result.error_kind) == (126, ErrorKind.EXIT)
     assert result.error is not None
     assert result.error.startswith("exit code 126: permission denied or not executable")
 
@@ -168,6 +162,7 @@ async def test_death_by_signal(spawn: Spawn) -> None:
     result = await run(spawn, "kill -KILL $$")
     assert result.exit_code is None
     assert result.error == "killed by signal SIGKILL"
+    assert result.error_kind is ErrorKind.EXIT  # a signal of its own, not a kill by us
 
 
 async def test_env_is_the_whole_environment(spawn: Spawn, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -203,10 +198,7 @@ async def test_output_beyond_the_limit_keeps_the_tail(spawn: Spawn) -> None:
 
 
 def _rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS in /proc/self/status")
+    return int(procfs.status(os.getpid())["VmRSS"].split()[0])
 
 
 async def test_huge_output_without_newlines_keeps_memory_bounded(spawn: Spawn) -> None:
@@ -254,7 +246,8 @@ async def test_timeout_kills_the_whole_group(spawn: Spawn, tmp_path: Path) -> No
     pids = tmp_path / "pids"
     proc = await spawn(f"sleep 300 & echo $$ $! > {pids}; sleep 300")
     result = await proc.wait(1.0, 2.0)
-    assert result.timed_out and result.exit_code is None
+    assert result.error_kind is ErrorKind.TIMEOUT and result.exit_code is None
+    assert result.kind is OutcomeKind.FAILURE
     assert result.error == "timed out after 1s; process group killed"
     await assert_no_survivors(proc, read_pids(pids))
 
@@ -266,9 +259,10 @@ async def test_a_job_ignoring_sigterm_is_sigkilled_after_the_grace(
     proc = await spawn(f"trap '' TERM; sleep 300 & echo $$ $! > {pids}; sleep 300")
     started = time.monotonic()
     result = await proc.wait(0.5, 1.0)
-    assert 1.4 <= time.monotonic() - started < 10
-    assert 1.4 <= result.duration < 10
-    assert result.timed_out and result.exit_code is None
+    took = time.monotonic() - started
+    assert 1.4 <= took < 10
+    assert result.error_kind is ErrorKind.TIMEOUT and result.exit_code is None
+    assert result.error == "timed out after 0.5s; process group killed"
     await assert_no_survivors(proc, read_pids(pids))
 
 
@@ -289,6 +283,7 @@ async def test_stragglers_are_killed_when_the_shell_exits(
     result = await proc.wait(None, 2.0)
     assert time.monotonic() - started < 3
     assert (result.exit_code, result.error, result.stdout) == (0, None, b"hi\n")
+    assert result.error_kind is None
     await assert_no_survivors(proc, read_pids(pids))
 
 
@@ -311,25 +306,28 @@ async def test_kill_returns_promptly_with_the_reason(spawn: Spawn, tmp_path: Pat
     task = asyncio.create_task(proc.wait(None, 5.0))
     await async_wait_for(pids.exists)
     started = time.monotonic()
-    proc.kill("canceled by user")
-    proc.kill("second reason is ignored")
+    proc.kill(KillReason.CANCEL)
+    proc.kill(KillReason.STOP)  # a second reason is ignored
     result = await task
     assert time.monotonic() - started < 3
-    assert result.killed_by == result.error == "canceled by user"
-    assert not result.timed_out
+    assert result.error_kind is KillReason.CANCEL.error_kind is ErrorKind.CANCELED
+    assert result.error == KillReason.CANCEL.message == "canceled by user"
+    assert result.kind is OutcomeKind.CANCELED
     await assert_no_survivors(proc, read_pids(pids))
-    proc.kill("after the end is harmless")
+    proc.kill(KillReason.STOP)  # after the end: harmless
 
 
 async def test_kill_before_wait_and_with_its_own_grace(spawn: Spawn, tmp_path: Path) -> None:
     pids = tmp_path / "pids"
     proc = await spawn(f"trap '' TERM; echo $$ > {pids}; sleep 300")
     await async_wait_for(pids.exists)
-    proc.kill("engine stopping", grace=0.3)
+    proc.kill(KillReason.STOP, grace=0.3)
     started = time.monotonic()
     result = await proc.wait(None, 60.0)
     assert time.monotonic() - started < 10
-    assert result.killed_by == "engine stopping" and result.exit_code is None
+    assert result.error_kind is KillReason.STOP.error_kind is ErrorKind.INTERRUPTED
+    assert result.error == KillReason.STOP.message == "interrupted: the engine was stopped"
+    assert result.kind is OutcomeKind.INTERRUPTED and result.exit_code is None
     await assert_no_survivors(proc, read_pids(pids))
 
 
@@ -363,7 +361,7 @@ def test_the_same_under_uvloop(tmp_path: Path) -> None:
         await assert_no_survivors(proc, read_pids(pids))
         proc = await JobProcess.spawn("sleep 300", cwd="/", env=ENV, output_limit=100)
         result = await proc.wait(0.3, 2.0)
-        assert result.timed_out
+        assert result.error_kind is ErrorKind.TIMEOUT
         await assert_no_survivors(proc)
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

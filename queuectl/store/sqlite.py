@@ -2,50 +2,57 @@
 
 One file per queue in WAL mode. Writes run in BEGIN IMMEDIATE transactions (a deferred
 transaction that later writes fails at once with SQLITE_BUSY instead of waiting); every
-connection waits up to `BUSY_TIMEOUT_MS` for a lock. All SQL is in sqlite.sql.
+connection waits up to BUSY_TIMEOUT_MS for a lock. All SQL is in sqlite.sql.
+
+One engine per database file: an engine attaches by taking a lock next to the file that the
+kernel drops when its process dies, so while attached, every job leased by another owner is
+known to be an orphan, with no need to wait for its lease to run out.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import os
-import re
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import aiosqlite
 
-from queuectl.errors import BadInput, InvalidTransition, JobNotFound, StorageError
-from queuectl.models import Attempt, Job, JobSpec, JobState, Outcome, new_job_id
-from queuectl.settings import CONFIG_KEYS, DB_NAME, ensure_home
+from queuectl.config import CONFIG_KEYS, Config
+from queuectl.errors import BadInput, DuplicateJobId, JobNotFound, StorageError
+from queuectl.lock import EngineLock
+from queuectl.models import Attempt, Job, JobSpec
+from queuectl.paths import ensure_home
+from queuectl.specs import new_job_id
+from queuectl.states import JobState, KillReason
+from queuectl.store import Clock, Finish, PidUpdate, Progress
+from queuectl.store.sqlite_db import (
+    SQL,
+    attempt_of,
+    connect,
+    in_transaction,
+    job_of,
+    pragma,
+    storage_error,
+)
 
-SCHEMA_VERSION = 1
-BUSY_TIMEOUT_MS = 30_000
 _CHUNK = 500  # ids per IN (...) lookup
 _INSERT_BATCH = 5000  # rows per executemany, so a bulk enqueue can report progress
-
-
-def _load_sql() -> dict[str, str]:
-    text = resources.files("queuectl.store").joinpath("sqlite.sql").read_text()
-    blocks = re.split(r"^-- name: (\w+)\n", text, flags=re.MULTILINE)
-    return {name: body.strip() for name, body in zip(blocks[1::2], blocks[2::2], strict=True)}
-
-
-SQL = _load_sql()
+CHANGE_POLL = 0.05  # seconds between looks at data_version while waiting for a change
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _translated(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def _translated(
+    method: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
     """Turn sqlite3 errors into StorageError naming the database file and what to do."""
 
     @functools.wraps(method)
@@ -55,121 +62,33 @@ def _translated(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         except sqlite3.Error as exc:
             store = args[0]
             assert isinstance(store, SqliteStore)
-            raise store.storage_error(exc) from exc
+            raise storage_error(store.path, exc) from exc
 
     return wrapper
 
 
-def _in_transaction(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], R]) -> R:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = body(conn)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result
-
-
-def _states(conn: sqlite3.Connection, job_ids: list[str]) -> dict[str, JobState]:
-    rows = conn.execute(SQL["states_of"], (json.dumps(job_ids),)).fetchall()
-    return {row[0]: JobState(row[1]) for row in rows}
-
-
-def _job(row: sqlite3.Row) -> Job:
-    return Job(
-        id=row["id"],
-        command=row["command"],
-        state=JobState(row["state"]),
-        priority=row["priority"],
-        max_retries=row["max_retries"],
-        timeout=row["timeout"],
-        cwd=row["cwd"],
-        env=json.loads(row["env"]),
-        attempts=row["attempts"],
-        runs=row["runs"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        run_at=row["run_at"],
-        next_run_at=row["next_run_at"],
-        last_error=row["last_error"],
-        exit_code=row["exit_code"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        lease_owner=row["lease_owner"],
-        lease_expires_at=row["lease_expires_at"],
-        pid=row["pid"],
-    )
-
-
-def _attempt(row: sqlite3.Row) -> Attempt:
-    return Attempt(
-        job_id=row["job_id"],
-        run=row["run"],
-        engine=row["engine"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        exit_code=row["exit_code"],
-        error=row["error"],
-        stdout=bytes(row["stdout"]),
-        stderr=bytes(row["stderr"]),
-        stdout_truncated=bool(row["stdout_truncated"]),
-        stderr_truncated=bool(row["stderr_truncated"]),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _Write:
-    kind: str  # a key of _WRITE_SQL
-    params: dict[str, Any]
-    future: asyncio.Future[JobState | None]
-
-
-_WRITE_SQL = {"pid": "set_pid", "finish": "finish_job"}
-
-
-class _PartialBatch(Exception):
-    """A guarded update in a group commit matched no row."""
-
-
-class DuplicateJobId(BadInput):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"job id {job_id!r} already exists; choose another id or omit it")
-        self.job_id = job_id
-
-
 class SqliteStore:
-    exclusive = True
-
-    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
+    def __init__(self, path: Path, conn: aiosqlite.Connection, clock: Clock) -> None:
         self.path = path
+        self.now = clock
         self._conn = conn
         self._write_lock = asyncio.Lock()
-        self._pending: list[_Write] = []
-        self._flusher: asyncio.Task[None] | None = None
         self._identity = self._file_identity()
+        self._engine_lock: EngineLock | None = None
+        self._version = 0  # data_version when the queue was last read for due jobs
 
     @classmethod
-    async def open(cls, home: Path, *, durable: bool = True) -> SqliteStore:
-        path = ensure_home(home) / DB_NAME
-        try:
-            # Created 0600 (it holds job output); SQLite gives -wal and -shm the same mode.
-            with contextlib.suppress(FileExistsError):
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
-            conn = await aiosqlite.connect(path, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise StorageError(f"cannot open queue database {str(path)!r}: {exc}") from None
-        conn.row_factory = sqlite3.Row
-        store = cls(path, conn)
-        try:
-            await store._setup(durable)
-        except sqlite3.Error as exc:
-            await conn.close()
-            raise store.storage_error(exc) from None
-        except BaseException:
-            await conn.close()
-            raise
+    async def open(
+        cls, path: Path, *, durable: bool = True, clock: Clock | None = None
+    ) -> SqliteStore:
+        ensure_home(path.parent)
+        store = cls(path, await connect(path, durable), clock or time.time)
+        store._version = await pragma(store._conn, "data_version")
         return store
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
 
     def _file_identity(self) -> tuple[int, int]:
         try:
@@ -189,48 +108,6 @@ class SqliteStore:
                 f"queue database {str(self.path)!r} was replaced by another "
                 "file while in use; restart the engine"
             )
-
-    def storage_error(self, exc: sqlite3.Error) -> StorageError:
-        text = str(exc)
-        if "not a database" in text or "malformed" in text:
-            hint = "the file is corrupt; restore it from a backup or use another --home"
-        elif "readonly" in text or "read-only" in text:
-            hint = "the file or its directory is read-only; fix its permissions"
-        elif "unable to open" in text:
-            hint = "check that the directory exists and is readable and writable"
-        elif "locked" in text or "busy" in text:
-            hint = "another process held the database too long; try again"
-        else:
-            return StorageError(f"queue database {str(self.path)!r}: {text}")
-        return StorageError(f"queue database {str(self.path)!r}: {text} ({hint})")
-
-    async def _setup(self, durable: bool) -> None:
-        conn = self._conn
-        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await conn.execute("PRAGMA foreign_keys = ON")
-        await conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-        rows = list(await conn.execute_fetchall("PRAGMA journal_mode"))
-        if not rows or rows[0][0] != "wal":
-            await conn.execute("PRAGMA journal_mode = WAL")
-        version = await self._pragma("user_version")
-        if version == SCHEMA_VERSION:
-            return
-        if version > SCHEMA_VERSION:
-            raise StorageError(
-                f"queue database {str(self.path)!r} has schema {version}, newer than this "
-                f"queuectl understands ({SCHEMA_VERSION}); upgrade queuectl"
-            )
-        async with self._write():
-            # another process may have migrated meanwhile
-            version = await self._pragma("user_version")
-            if version < 1:
-                for statement in SQL["schema_v1"].split(";\n"):
-                    await conn.execute(statement)
-            await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    async def _pragma(self, name: str) -> int:
-        rows = list(await self._conn.execute_fetchall(f"PRAGMA {name}"))
-        return int(rows[0][0]) if rows else 0
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -252,8 +129,9 @@ class SqliteStore:
         for this; Connection._execute is the method each of its public calls goes through
         (the version range is pinned in pyproject.toml).
         """
+        execute = cast(Callable[..., Awaitable[R]], self._conn._execute)
         async with self._write_lock:
-            return await self._conn._execute(_in_transaction, self._conn._conn, body)
+            return await execute(in_transaction, self._conn._conn, body)
 
     async def _rows(
         self, name: str, params: Sequence[Any] | dict[str, Any] = ()
@@ -262,12 +140,14 @@ class SqliteStore:
 
     async def close(self) -> None:
         await self._conn.close()
+        if self._engine_lock is not None:
+            self._engine_lock.release()
 
     # --- jobs as the CLI sees them -----------------------------------------------------------
 
     @_translated
     async def enqueue(
-        self, specs: Sequence[JobSpec], now: float, progress: Callable[[int], None] | None = None
+        self, specs: Sequence[JobSpec], progress: Progress | None = None
     ) -> list[str]:
         seen: set[str] = set()
         for spec in specs:
@@ -278,6 +158,7 @@ class SqliteStore:
         try:
             async with self._write() as conn:
                 config = await self._config()
+                now = self.now()
                 rows = [self._job_row(spec, config, now) for spec in specs]
                 for start in range(0, len(rows), _INSERT_BATCH):
                     batch = rows[start : start + _INSERT_BATCH]
@@ -290,9 +171,9 @@ class SqliteStore:
         return [row[0] for row in rows]
 
     @staticmethod
-    def _job_row(spec: JobSpec, config: dict[str, Any], now: float) -> tuple[Any, ...]:
-        timeout = spec.timeout if spec.timeout is not None else config["job-timeout"]
-        max_retries = spec.max_retries if spec.max_retries is not None else config["max-retries"]
+    def _job_row(spec: JobSpec, config: Config, now: float) -> tuple[Any, ...]:
+        timeout = spec.timeout if spec.timeout is not None else config.job_timeout
+        max_retries = spec.max_retries if spec.max_retries is not None else config.max_retries
         run_at = spec.run_at if spec.run_at is not None else now
         return (
             spec.id or new_job_id(),
@@ -320,7 +201,7 @@ class SqliteStore:
         rows = await self._rows("get_job", (job_id,))
         if not rows:
             raise JobNotFound(job_id)
-        return _job(rows[0])
+        return job_of(rows[0])
 
     @_translated
     async def list_jobs(self, state: JobState | None, limit: int) -> list[Job]:
@@ -328,7 +209,7 @@ class SqliteStore:
             rows = await self._rows("list_jobs", (limit,))
         else:
             rows = await self._rows("list_jobs_in_state", (state.value, limit))
-        return [_job(row) for row in rows]
+        return [job_of(row) for row in rows]
 
     @_translated
     async def counts(self) -> dict[JobState, int]:
@@ -340,15 +221,16 @@ class SqliteStore:
     @_translated
     async def attempts(self, job_id: str) -> list[Attempt]:
         await self.get(job_id)
-        return [_attempt(row) for row in await self._rows("list_attempts", (job_id,))]
+        return [attempt_of(row) for row in await self._rows("list_attempts", (job_id,))]
 
     @_translated
-    async def retry_dead(self, job_ids: Sequence[str] | None, now: float) -> list[str]:
-        if job_ids is not None:
-            job_ids = list(dict.fromkeys(job_ids))  # naming a job twice retries it once
-        async with self._write() as conn:
-            if job_ids is None:
+    async def retry_dead(self, job_ids: Sequence[str] | None) -> list[str]:
+        now = self.now()
+        if job_ids is None:
+            async with self._write():
                 return [row[0] for row in await self._rows("retry_all_dead", {"now": now})]
+        job_ids = list(dict.fromkeys(job_ids))  # naming a job twice retries it once
+        async with self._write() as conn:
             for job_id in job_ids:
                 cur = await conn.execute(SQL["retry_dead"], {"id": job_id, "now": now})
                 if cur.rowcount == 0:
@@ -357,37 +239,51 @@ class SqliteStore:
                         f"job {job_id!r} is {job.state.value}, not dead; only dead jobs can be "
                         "retried (see `queuectl dlq list`)"
                     )
-        return list(job_ids)
+        return job_ids
 
     @_translated
-    async def cancel(self, job_id: str, now: float) -> Job:
+    async def cancel(self, job_id: str) -> Job:
+        params = {"id": job_id, "now": self.now(), "error": KillReason.CANCEL.message}
         async with self._write() as conn:
-            await conn.execute(SQL["cancel_waiting"], {"id": job_id, "now": now})
+            await conn.execute(SQL["cancel_waiting"], params)
             return await self.get(job_id)
 
     # --- configuration -----------------------------------------------------------------------
 
-    async def _config(self) -> dict[str, Any]:
-        values = {name: key.default for name, key in CONFIG_KEYS.items()}
-        for name, value in await self._rows("get_config"):
-            if name in values:
-                values[name] = json.loads(value)
-        return values
+    async def _config(self) -> Config:
+        return Config.from_stored(
+            {name: json.loads(value) for name, value in await self._rows("get_config")}
+        )
 
     @_translated
-    async def config(self) -> dict[str, Any]:
+    async def config(self) -> Config:
         return await self._config()
 
     @_translated
     async def set_config(self, name: str, value: Any) -> None:
+        if name not in CONFIG_KEYS:
+            raise BadInput(f"unknown config key {name!r}")
         async with self._write() as conn:
             await conn.execute(SQL["set_config"], (name, json.dumps(value)))
 
     # --- the engine's side -------------------------------------------------------------------
 
+    async def attach_engine(self, engine_id: str) -> None:
+        lock = EngineLock(self.path.with_name(self.path.name + ".lock"))
+        lock.acquire()
+        self._engine_lock = lock
+
+    async def detach_engine(self, engine_id: str) -> None:
+        if self._engine_lock is not None:
+            self._engine_lock.release()
+            self._engine_lock = None
+
     @_translated
-    async def claim(self, owner: str, limit: int, now: float, lease: float) -> list[Job]:
+    async def claim(self, owner: str, limit: int, lease: float) -> list[Job]:
         self._check_file()
+        now = self.now()
+        # data_version first: a commit by another process after this read wakes the engine
+        self._version = await pragma(self._conn, "data_version")
         due = (await self._rows("count_due", {"now": now, "limit": limit}))[0][0]
         if not due:
             return []  # the common idle case costs no write transaction
@@ -400,139 +296,96 @@ class SqliteStore:
             )
             return rows
 
-        jobs = [_job(row) for row in await self._transact(claim_due)]
+        jobs = [job_of(row) for row in await self._transact(claim_due)]
         jobs.sort(key=lambda job: (-job.priority, job.next_run_at, job.id))
         return jobs
 
     @_translated
-    async def set_pid(self, job: Job, pid: int) -> None:
-        await self._submit(
-            "pid", {"pid": pid, "id": job.id, "owner": job.lease_owner, "run": job.runs}
-        )
-
-    @_translated
-    async def renew_leases(self, owner: str, until: float) -> None:
+    async def renew_leases(self, owner: str, lease: float) -> None:
         self._check_file()
         async with self._write() as conn:
-            await conn.execute(SQL["renew_leases"], {"owner": owner, "until": until})
+            await conn.execute(SQL["renew_leases"], {"owner": owner, "until": self.now() + lease})
 
     @_translated
-    async def finish(self, job: Job, outcome: Outcome, now: float, retry_at: float) -> JobState:
-        state = await self._submit(
-            "finish",
-            {
-                "id": job.id,
-                "owner": job.lease_owner,
-                "run": job.runs,
-                "now": now,
-                "kind": outcome.kind.value,
-                "exit_code": outcome.exit_code,
-                "error": outcome.error,
-                "retry_at": retry_at,
-                "stdout": outcome.stdout,
-                "stderr": outcome.stderr,
-                "stdout_truncated": outcome.stdout_truncated,
-                "stderr_truncated": outcome.stderr_truncated,
-            },
-        )
-        assert isinstance(state, JobState)
-        return state
+    async def finish_many(
+        self, finishes: Sequence[Finish], pids: Sequence[PidUpdate] = ()
+    ) -> list[bool]:
+        now = self.now()
+        pid_params = [
+            {"pid": p.pid, "id": p.job.id, "owner": p.job.lease_owner, "run": p.job.runs}
+            for p in pids
+        ]
+        params = [finish_params(finish, now) for finish in finishes]
 
-    # --- group commit: the engine's per-job writes share transactions ------------------------
+        def apply_all(conn: sqlite3.Connection) -> list[bool]:
+            if pid_params:
+                conn.executemany(SQL["set_pid"], pid_params)
+            if not params:
+                return []
+            if conn.executemany(SQL["finish_job"], params).rowcount != len(params):
+                raise _Partial  # some job moved on: roll back, then apply one by one
+            conn.executemany(SQL["finish_attempt"], params)
+            return [True] * len(params)
 
-    async def _submit(self, kind: str, params: dict[str, Any]) -> JobState | None:
-        """Queue a write for the next group commit and wait for its result.
+        def apply_each(conn: sqlite3.Connection) -> list[bool]:
+            conn.executemany(SQL["set_pid"], pid_params)
+            applied = [conn.execute(SQL["finish_job"], p).rowcount == 1 for p in params]
+            conn.executemany(
+                SQL["finish_attempt"], [p for p, ok in zip(params, applied, strict=True) if ok]
+            )
+            return applied
 
-        Jobs that end together (and processes that start together) are written in one
-        transaction of a few statements instead of one transaction each: the per-job cost of a
-        commit and of aiosqlite's thread hops is what limits throughput, not SQLite itself.
-        """
-        future: asyncio.Future[JobState | None] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Write(kind, params, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                try:
-                    results = await self._apply_batch(batch)
-                except _PartialBatch:
-                    results = await self._apply_each(batch)
-            except Exception as exc:
-                for write in batch:
-                    if not write.future.done():
-                        write.future.set_exception(exc)
-                continue
-            for write, result in zip(batch, results, strict=True):
-                if write.future.done():
-                    continue
-                if isinstance(result, Exception):
-                    write.future.set_exception(result)
-                else:
-                    write.future.set_result(result)
-
-    async def _apply_batch(self, batch: list[_Write]) -> list[JobState | Exception | None]:
-        pids = [write.params for write in batch if write.kind == "pid"]
-        finishes = [write.params for write in batch if write.kind == "finish"]
-
-        def apply(conn: sqlite3.Connection) -> dict[str, JobState]:
-            if pids:
-                conn.executemany(SQL["set_pid"], pids)
-            if not finishes:
-                return {}
-            if conn.executemany(SQL["finish_job"], finishes).rowcount != len(finishes):
-                raise _PartialBatch  # some job moved on: roll back, redo one by one
-            conn.executemany(SQL["finish_attempt"], finishes)
-            return _states(conn, [params["id"] for params in finishes])
-
-        states = await self._transact(apply)
-        return [states[write.params["id"]] if write.kind == "finish" else None for write in batch]
-
-    async def _apply_each(self, batch: list[_Write]) -> list[JobState | Exception | None]:
-        def apply(conn: sqlite3.Connection) -> list[JobState | Exception | None]:
-            results: list[JobState | Exception | None] = []
-            for write in batch:
-                cursor = conn.execute(SQL[_WRITE_SQL[write.kind]], write.params)
-                if write.kind == "pid":
-                    results.append(None)
-                elif cursor.rowcount == 0:
-                    results.append(
-                        InvalidTransition(
-                            f"job {write.params['id']!r} run {write.params['run']} is no longer "
-                            f"held by {write.params['owner']}"
-                        )
-                    )
-                else:
-                    conn.execute(SQL["finish_attempt"], write.params)
-                    results.append(None)
-            done = [
-                w.params["id"]
-                for w, r in zip(batch, results, strict=True)
-                if w.kind == "finish" and r is None
-            ]
-            states = _states(conn, done)
-            return [
-                states[write.params["id"]] if write.kind == "finish" and result is None else result
-                for write, result in zip(batch, results, strict=True)
-            ]
-
-        return await self._transact(apply)
+        try:
+            return await self._transact(apply_all)
+        except _Partial:
+            return await self._transact(apply_each)
 
     @_translated
-    async def orphans(self, owner: str, now: float) -> list[Job]:
-        name = "orphans_all" if self.exclusive else "orphans_expired"
-        return [_job(row) for row in await self._rows(name, {"owner": owner, "now": now})]
+    async def orphans(self, owner: str) -> list[Job]:
+        name = "orphans_all" if self._engine_lock is not None else "orphans_expired"
+        return [job_of(row) for row in await self._rows(name, {"owner": owner, "now": self.now()})]
 
     @_translated
-    async def next_due(self, retries_only: bool = False) -> float | None:
+    async def due_in(self, retries_only: bool = False) -> float | None:
         rows = await self._rows("next_retry" if retries_only else "next_due")
-        return rows[0][0] if rows else None
+        due = rows[0][0] if rows else None
+        return None if due is None else due - self.now()
 
     @_translated
-    async def change_marker(self) -> int:
-        """PRAGMA data_version: it moves when another connection commits."""
+    async def wait_for_change(self, timeout: float) -> bool:
+        """PRAGMA data_version moves when another connection commits; it is polled, as
+        SQLite has no notification across processes."""
         self._check_file()
-        return await self._pragma("data_version")
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(CHANGE_POLL, left))
+            version = await pragma(self._conn, "data_version")
+            if version != self._version:
+                self._version = version
+                return True
+        return False
+
+
+class _Partial(Exception):
+    """A guarded update in a group commit matched no row."""
+
+
+def finish_params(finish: Finish, now: float) -> dict[str, Any]:
+    job, transition, outcome = finish.job, finish.transition, finish.outcome
+    return {
+        "id": job.id,
+        "owner": job.lease_owner,
+        "run": job.runs,
+        "from_state": transition.from_state.value,
+        "state": transition.state.value,
+        "attempts": transition.attempts,
+        "due_in": transition.due_in,
+        "now": now,
+        "exit_code": outcome.exit_code,
+        "error": outcome.error,
+        "error_kind": None if outcome.error_kind is None else outcome.error_kind.value,
+        "stdout": outcome.stdout,
+        "stderr": outcome.stderr,
+        "stdout_truncated": outcome.stdout_truncated,
+        "stderr_truncated": outcome.stderr_truncated,
+    }

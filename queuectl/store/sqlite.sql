@@ -1,6 +1,8 @@
 -- Every SQL statement of the SQLite store, as named blocks loaded by store/sqlite.py.
 -- Times are POSIX timestamps (REAL seconds). State changes are guarded by the state they leave
 -- and the lease that owns the job, so a change that no longer applies updates no row.
+-- {runnable}, {cancelable} and {retryable} are the state sets of queuectl/states.py; schema
+-- blocks are never templated (a migration, once released, must not change).
 
 -- name: schema_v1
 CREATE TABLE IF NOT EXISTS jobs (
@@ -53,6 +55,10 @@ CREATE TABLE IF NOT EXISTS config (
     value TEXT NOT NULL
 ) WITHOUT ROWID
 
+-- name: schema_v2
+ALTER TABLE jobs ADD COLUMN error_kind TEXT;
+ALTER TABLE attempts ADD COLUMN error_kind TEXT
+
 -- name: insert_job
 INSERT INTO jobs (id, command, state, priority, max_retries, timeout, cwd, env,
                   created_at, updated_at, run_at, next_run_at)
@@ -70,9 +76,6 @@ SELECT * FROM jobs WHERE state = ? ORDER BY created_at DESC, rowid DESC LIMIT ?
 -- name: count_by_state
 SELECT state, count(*) FROM jobs GROUP BY state
 
--- name: states_of
-SELECT id, state FROM jobs WHERE id IN (SELECT value FROM json_each(?))
-
 -- name: existing_ids
 SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?))
 
@@ -82,14 +85,14 @@ SELECT * FROM attempts WHERE job_id = ? ORDER BY run
 -- name: retry_dead
 UPDATE jobs
    SET state = 'pending', attempts = 0, next_run_at = :now, updated_at = :now,
-       last_error = NULL, exit_code = NULL
- WHERE id = :id AND state = 'dead'
+       last_error = NULL, exit_code = NULL, error_kind = NULL
+ WHERE id = :id AND state IN ({retryable})
 
 -- name: retry_all_dead
 UPDATE jobs
    SET state = 'pending', attempts = 0, next_run_at = :now, updated_at = :now,
-       last_error = NULL, exit_code = NULL
- WHERE state = 'dead'
+       last_error = NULL, exit_code = NULL, error_kind = NULL
+ WHERE state IN ({retryable})
 RETURNING id
 
 -- name: get_config
@@ -102,7 +105,7 @@ INSERT INTO config (key, value) VALUES (?, ?)
 -- name: count_due
 -- How many jobs are runnable now, counted only up to :limit (a bounded scan of jobs_due).
 SELECT count(*) FROM (SELECT 1 FROM jobs INDEXED BY jobs_due
-                       WHERE state IN ('pending', 'failed') AND next_run_at <= :now
+                       WHERE state IN ({runnable}) AND next_run_at <= :now
                        LIMIT :limit)
 
 -- name: claim
@@ -113,7 +116,7 @@ UPDATE jobs
        lease_owner = :owner, lease_expires_at = :until, started_at = :now,
        finished_at = NULL, updated_at = :now, pid = NULL
  WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_runnable
-               WHERE state IN ('pending', 'failed') AND next_run_at <= :now
+               WHERE state IN ({runnable}) AND next_run_at <= :now
                ORDER BY priority DESC, next_run_at, id
                LIMIT :limit)
 RETURNING *
@@ -130,25 +133,18 @@ UPDATE jobs SET lease_expires_at = :until
  WHERE state = 'processing' AND lease_owner = :owner
 
 -- name: finish_job
+-- Applies a transition decided by states.next_state(); :due_in NULL keeps next_run_at.
 UPDATE jobs
-   SET state = CASE
-           WHEN :kind = 'success' THEN 'completed'
-           WHEN :kind = 'interrupted' THEN 'pending'
-           WHEN :kind = 'canceled' THEN 'canceled'
-           WHEN attempts > max_retries THEN 'dead'
-           ELSE 'failed' END,
-       next_run_at = CASE
-           WHEN :kind = 'interrupted' THEN :now
-           WHEN :kind = 'failure' AND attempts <= max_retries THEN :retry_at
-           ELSE next_run_at END,
-       attempts = CASE WHEN :kind = 'interrupted' THEN attempts - 1 ELSE attempts END,
-       exit_code = :exit_code, last_error = :error, finished_at = :now, updated_at = :now,
+   SET state = :state, attempts = :attempts,
+       next_run_at = coalesce(:now + :due_in, next_run_at),
+       exit_code = :exit_code, last_error = :error, error_kind = :error_kind,
+       finished_at = :now, updated_at = :now,
        lease_owner = NULL, lease_expires_at = NULL, pid = NULL
- WHERE id = :id AND state = 'processing' AND lease_owner = :owner AND runs = :run
+ WHERE id = :id AND state = :from_state AND lease_owner = :owner AND runs = :run
 
 -- name: finish_attempt
 UPDATE attempts
-   SET finished_at = :now, exit_code = :exit_code, error = :error,
+   SET finished_at = :now, exit_code = :exit_code, error = :error, error_kind = :error_kind,
        stdout = :stdout, stderr = :stderr,
        stdout_truncated = :stdout_truncated, stderr_truncated = :stderr_truncated
  WHERE job_id = :id AND run = :run
@@ -161,12 +157,12 @@ SELECT * FROM jobs
  WHERE state = 'processing' AND lease_expires_at < :now AND lease_owner IS NOT :owner
 
 -- name: next_due
-SELECT min(next_run_at) FROM jobs INDEXED BY jobs_due WHERE state IN ('pending', 'failed')
+SELECT min(next_run_at) FROM jobs INDEXED BY jobs_due WHERE state IN ({runnable})
 
 -- name: next_retry
 SELECT min(next_run_at) FROM jobs WHERE state = 'failed'
 
 -- name: cancel_waiting
 UPDATE jobs SET state = 'canceled', updated_at = :now, finished_at = :now,
-       last_error = 'canceled by user'
- WHERE id = :id AND state IN ('pending', 'failed')
+       last_error = :error, error_kind = 'canceled'
+ WHERE id = :id AND state IN ({cancelable})

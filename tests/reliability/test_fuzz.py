@@ -2,7 +2,8 @@
 of a live engine.
 
 The CLI contract: any input ends either in success (exit 0) or in a clear error (exit 2, exactly
-one line on stderr, no traceback) that changed nothing in the queue file. The validators are pure,
+one line on stderr, no traceback) that changed nothing in the queue (every job, attempt and
+config value, as the Store reads them back). The validators are pure,
 so they serve as the oracle for which of the two must happen.
 
 The socket contract: any bytes a client sends get an error reply or are dropped; the engine stays
@@ -27,21 +28,25 @@ from typing import Any
 import pytest
 from engine_process import StartEngine
 from helpers import (
+    Backend,
     Cli,
+    all_jobs,
     assert_one_line_error,
-    db_snapshot,
+    in_store,
     job_state,
-    read_only_db,
+    queue_snapshot,
     seed,
     wait_for,
 )
 from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
-from queuectl.control import MAX_LINE, OPS
+from queuectl.config import CONFIG_KEYS, Config, parse_config_value
+from queuectl.control.protocol import MAX_LINE, OPS
 from queuectl.errors import BadInput
-from queuectl.models import ID_PATTERN, parse_job_json, validate_command
-from queuectl.settings import CONFIG_KEYS, SOCKET_NAME, parse_config_value
+from queuectl.paths import SOCKET_NAME
+from queuectl.specs import ID_PATTERN, parse_job_json, validate_command
+from queuectl.store import Store
 
 FIELDS = ("id", "command", "max_retries", "priority", "timeout", "run_at", "cwd", "env")
 SEEDED = ("dead-1", "pending-1", "pending-2")
@@ -135,29 +140,35 @@ def expect_ok(check: Callable[[], Any]) -> bool:
 
 
 def job_ids_of(snapshot: Any) -> set[str]:
-    return {row[0] for row in snapshot["jobs"]} if snapshot else set()
+    return {job.id for job in snapshot["jobs"]} if snapshot else set()
 
 
-def job_ids(home: Path) -> set[str]:
-    return job_ids_of(db_snapshot(home))
+def job_ids(backend: Backend) -> set[str]:
+    return job_ids_of(queue_snapshot(backend))
 
 
-def command_of(home: Path, job_id: str) -> str:
-    with read_only_db(home) as conn:
-        return conn.execute("SELECT command FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
+def command_of(backend: Backend, job_id: str) -> str:
+    return all_jobs(backend)[job_id].command
 
 
-def assert_rejected(result: subprocess.CompletedProcess[str], home: Path, before: Any) -> str:
+def stored_config(backend: Backend) -> Config:
+    async def read(store: Store) -> Config:
+        return await store.config()
+
+    return in_store(backend, read)
+
+
+def assert_rejected(result: subprocess.CompletedProcess[str], backend: Backend, before: Any) -> str:
     message = assert_one_line_error(result, code=2)
-    assert db_snapshot(home) == before, "a rejected command changed the queue"
+    assert queue_snapshot(backend) == before, "a rejected command changed the queue"
     return message
 
 
 # --- 1. one job on the command line -----------------------------------------------------------
 
 
-def test_fuzzed_job_argument_is_stored_or_clearly_refused(home: Path, cli: Cli) -> None:
-    seed(home, dead=[SEEDED[0]], pending=SEEDED[1:])
+def test_fuzzed_job_argument_is_stored_or_clearly_refused(backend: Backend, cli: Cli) -> None:
+    seed(backend, dead=[SEEDED[0]], pending=SEEDED[1:])
     cwd = os.getcwd()
 
     @cli_settings(45)
@@ -175,22 +186,22 @@ def test_fuzzed_job_argument_is_stored_or_clearly_refused(home: Path, cli: Cli) 
         if text.lstrip().startswith("{"):
             ok = expect_ok(lambda: parse_job_json(text, cwd))
             given_id = parse_job_json(text, cwd).id if ok else None
-            if given_id in job_ids(home):
+            if given_id in job_ids(backend):
                 ok = False  # a duplicate id
         else:
             ok = expect_ok(lambda: validate_command(text))
-        before = db_snapshot(home)
+        before = queue_snapshot(backend)
         result = cli("enqueue", "--", text)
         assert "Traceback" not in result.stderr, (text, result.stderr)
         if ok:
             assert result.returncode == 0, (text, result.stdout, result.stderr)
             new_id = result.stdout.strip()
-            assert job_ids(home) == job_ids_of(before) | {new_id}
-            assert command_of(home, new_id) == (
+            assert job_ids(backend) == job_ids_of(before) | {new_id}
+            assert command_of(backend, new_id) == (
                 json.loads(text)["command"] if text.lstrip().startswith("{") else text
             )
         else:
-            assert_rejected(result, home, before)
+            assert_rejected(result, backend, before)
 
     check()
 
@@ -256,26 +267,26 @@ def file_oracle(lines: list[str], existing: set[str], cwd: str) -> tuple[str, An
     return ("bad", taken) if taken else ("ok", jobs)
 
 
-def test_fuzzed_job_file_is_all_or_nothing_naming_the_bad_line(home: Path, cli: Cli) -> None:
-    seed(home, dead=[SEEDED[0]], pending=SEEDED[1:])
+def test_fuzzed_job_file_is_all_or_nothing_naming_the_bad_line(backend: Backend, cli: Cli) -> None:
+    seed(backend, dead=[SEEDED[0]], pending=SEEDED[1:])
     cwd = os.getcwd()
-    path = home / "jobs.jsonl"
+    path = backend.home / "jobs.jsonl"
     outcomes: dict[str, int] = {}
 
     @cli_settings(25)
     @given(lines=st.lists(file_lines(), min_size=1, max_size=40))
     def check(lines: list[str]) -> None:
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        kind, detail = file_oracle(lines, job_ids(home), cwd)
+        kind, detail = file_oracle(lines, job_ids(backend), cwd)
         outcomes[kind] = outcomes.get(kind, 0) + 1
-        before = db_snapshot(home)
+        before = queue_snapshot(backend)
         result = cli("enqueue", "--file", str(path))
         if kind == "ok":
             assert result.returncode == 0, (lines, result.stderr)
             assert result.stdout.strip() == f"enqueued {detail} jobs", result.stdout
-            assert len(job_ids(home)) == len(job_ids_of(before)) + detail
+            assert len(job_ids(backend)) == len(job_ids_of(before)) + detail
             return
-        message = assert_rejected(result, home, before)
+        message = assert_rejected(result, backend, before)
         if kind == "empty":
             assert "holds no jobs" in message, message
         else:
@@ -287,10 +298,10 @@ def test_fuzzed_job_file_is_all_or_nothing_naming_the_bad_line(home: Path, cli: 
     assert outcomes.get("bad", 0) > 0, outcomes
 
 
-def test_json_lines_with_unicode_line_separators_in_strings(home: Path, cli: Cli) -> None:
+def test_json_lines_with_unicode_line_separators_in_strings(backend: Backend, cli: Cli) -> None:
     """JSON text may hold U+2028, U+2029 and U+0085 raw inside strings (json.dumps with
     ensure_ascii=False writes them so); a JSON Lines reader must split on \\n only."""
-    path = home / "jobs.jsonl"
+    path = backend.home / "jobs.jsonl"
     lines = [
         json.dumps({"id": "sep-1", "command": "echo 'a\u2028b'"}, ensure_ascii=False),
         json.dumps({"id": "sep-2", "command": "echo 'c\x85d'"}, ensure_ascii=False),
@@ -300,13 +311,13 @@ def test_json_lines_with_unicode_line_separators_in_strings(home: Path, cli: Cli
     result = cli("enqueue", "--file", str(path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "enqueued 3 jobs"
-    assert command_of(home, "sep-1") == "echo 'a\u2028b'"
-    assert command_of(home, "sep-2") == "echo 'c\x85d'"
+    assert command_of(backend, "sep-1") == "echo 'a\u2028b'"
+    assert command_of(backend, "sep-2") == "echo 'c\x85d'"
 
     bad = [lines[0], '{"command": 5}']
     path.write_text("\n".join(bad) + "\n", encoding="utf-8")
-    before = db_snapshot(home)
-    message = assert_rejected(cli("enqueue", "--file", str(path)), home, before)
+    before = queue_snapshot(backend)
+    message = assert_rejected(cli("enqueue", "--file", str(path)), backend, before)
     assert message.startswith(f"{path} line 2: "), "the error names the wrong line"
 
 
@@ -341,8 +352,8 @@ config_values = st.one_of(
 ).filter(fits_argv)
 
 
-def test_fuzzed_config_values_are_stored_or_clearly_refused(home: Path, cli: Cli) -> None:
-    seed(home, pending=SEEDED[1:])
+def test_fuzzed_config_values_are_stored_or_clearly_refused(backend: Backend, cli: Cli) -> None:
+    seed(backend, pending=SEEDED[1:])
 
     @cli_settings(36)
     @given(key=st.sampled_from(sorted(CONFIG_KEYS)), value=config_values)
@@ -353,16 +364,15 @@ def test_fuzzed_config_values_are_stored_or_clearly_refused(home: Path, cli: Cli
             ok = False
         else:
             ok = True
-        before = db_snapshot(home)
+        before = queue_snapshot(backend)
         result = cli("config", "set", "--", key, value)
         assert "Traceback" not in result.stderr, (key, value, result.stderr)
         if not ok:
-            assert_rejected(result, home, before)
+            assert_rejected(result, backend, before)
             return
         assert result.returncode == 0, (key, value, result.stderr)
-        with read_only_db(home) as conn:
-            stored = conn.execute("SELECT value FROM config WHERE key = ?", (key,)).fetchone()
-        assert json.loads(stored[0]) == parsed
+        stored = stored_config(backend).get(key)
+        assert stored == parsed and type(stored) is type(parsed), (key, value, stored, parsed)
 
     check()
 
@@ -372,13 +382,13 @@ def test_fuzzed_config_values_are_stored_or_clearly_refused(home: Path, cli: Cli
     ["output-limit", "max-retries", "concurrency", "backoff-base", "backoff-max", "job-timeout"],
 )
 def test_config_value_with_thousands_of_digits_is_a_clear_error(
-    home: Path, cli: Cli, key: str
+    backend: Backend, cli: Cli, key: str
 ) -> None:
     """Python refuses int() of more than 4300 digits with a ValueError; a huge number is bad
     input like any other out-of-range value."""
-    seed(home, pending=SEEDED[1:])
-    before = db_snapshot(home)
-    message = assert_rejected(cli("config", "set", key, "9" * 5000), home, before)
+    seed(backend, pending=SEEDED[1:])
+    before = queue_snapshot(backend)
+    message = assert_rejected(cli("config", "set", key, "9" * 5000), backend, before)
     assert key in message, message
 
 
@@ -457,7 +467,9 @@ def check_replies(payload: bytes, replies: list[dict[str, Any]], engine_pid: int
         assert replies[0] == {"ok": True, "version": 1, "pid": engine_pid}, (payload, replies)
 
 
-def test_garbage_on_the_control_socket(home: Path, cli: Cli, engines: StartEngine) -> None:
+def test_garbage_on_the_control_socket(
+    home: Path, backend: Backend, cli: Cli, engines: StartEngine
+) -> None:
     engine = engines("-c", "2")
     wait_for(engine.started, timeout=20)
     sock = home / SOCKET_NAME
@@ -493,7 +505,7 @@ def test_garbage_on_the_control_socket(home: Path, cli: Cli, engines: StartEngin
     assert status["engine"]["running"] is True and status["engine"]["pid"] == engine.pid
     job_id = cli("enqueue", "--", "echo after-the-fuzz", check=True).stdout.strip()
     wait_for(
-        lambda: job_state(home, job_id) == "completed",
+        lambda: job_state(backend, job_id) == "completed",
         timeout=20,
         message=f"a job enqueued after the fuzz did not complete:\n{engine.log()}",
     )
@@ -525,18 +537,18 @@ def test_deeply_nested_request_gets_a_clear_error(
 
 @pytest.mark.parametrize("kill_after", [b"NaN", b"true"])
 def test_stop_with_a_kill_after_that_is_not_seconds_is_refused(
-    home: Path, cli: Cli, engines: StartEngine, kill_after: bytes
+    home: Path, backend: Backend, cli: Cli, engines: StartEngine, kill_after: bytes
 ) -> None:
     """`kill_after` is seconds >= 0: NaN (which Python's json accepts) and booleans are not;
     a refused stop leaves the engine running its jobs."""
     engine = engines("-c", "1")
     wait_for(engine.started, timeout=20)
     job_id = cli("enqueue", "--", "sleep 3", check=True).stdout.strip()
-    wait_for(lambda: job_state(home, job_id) == "processing", timeout=15)
+    wait_for(lambda: job_state(backend, job_id) == "processing", timeout=15)
     replies = exchange(
         home / SOCKET_NAME, HELLO + b'{"op":"stop","kill_after":' + kill_after + b"}\n"
     )
     assert len(replies) == 2, replies
     assert replies[1]["ok"] is False and "kill_after" in replies[1]["error"], replies
     assert engine.alive()
-    assert job_state(home, job_id) == "processing"
+    assert job_state(backend, job_id) == "processing"

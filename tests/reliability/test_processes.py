@@ -9,8 +9,8 @@
 6. Floods: 200 MB on stdout and 200 MB on stderr, without a newline, neither deadlock nor grow
    the engine's memory; the stored output is the tail of output-limit bytes, with the marker.
 
-Nothing is mocked. Waiting is by polling (`wait_for`); timing bounds are loose because the
-suite shares two cores with other work.
+Nothing is mocked. Waiting is by polling (`wait_for`) the queue through the Store; timing
+bounds are loose because the suite shares two cores with other work.
 """
 
 from __future__ import annotations
@@ -24,17 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_process import (
-    StartEngine,
-    attempts,
-    group_members,
-    job,
-    jobs,
-    proc_status,
-    running,
-    show,
-)
-from helpers import configure, wait_for
+from engine_process import StartEngine, show
+from helpers import Backend, all_jobs, configure, get_job, job_attempts, wait_for
+
+from queuectl.procfs import alive as running
+from queuectl.procfs import group_members
+from queuectl.procfs import status as proc_status
+from queuectl.states import ErrorKind
 
 MB = 1000 * 1000
 STOP_REASON = "interrupted: the engine was stopped"
@@ -53,14 +49,12 @@ def enqueue(cli: Any, **spec: Any) -> None:
     cli("enqueue", json.dumps(spec), check=True)
 
 
-def processing_groups(home: Path, ids: Sequence[str]) -> dict[str, int] | None:
+def processing_groups(backend: Backend, ids: Sequence[str]) -> dict[str, int] | None:
     """{job id: its process group} once every job runs and has its pid recorded."""
-    rows = jobs(home)
-    if all(
-        job_id in rows and rows[job_id]["state"] == "processing" and rows[job_id]["pid"]
-        for job_id in ids
-    ):
-        return {job_id: rows[job_id]["pid"] for job_id in ids}
+    jobs = all_jobs(backend)
+    groups = {job_id: jobs[job_id].pid for job_id in ids if job_id in jobs}
+    if all(groups.get(job_id) and jobs[job_id].state == "processing" for job_id in ids):
+        return {job_id: pid for job_id, pid in groups.items() if pid}
     return None
 
 
@@ -94,6 +88,7 @@ def assert_back_to_pending(cli: Any, job_id: str) -> None:
     assert result["lease_owner"] is None and result["pid"] is None
     [attempt] = result["history"]
     assert attempt["error"] == STOP_REASON
+    assert attempt["error_kind"] == ErrorKind.INTERRUPTED
     assert attempt["exit_code"] is None  # killed by a signal
     assert attempt["finished_at"] is not None
 
@@ -134,7 +129,7 @@ class RssSampler:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_one_stop_signal_lets_running_jobs_finish(
-    home: Path, cli: Any, engines: StartEngine, sig: signal.Signals
+    home: Path, backend: Backend, cli: Any, engines: StartEngine, sig: signal.Signals
 ) -> None:
     out = home / "out"
     ids = ["g1", "g2", "g3"]
@@ -142,7 +137,7 @@ def test_one_stop_signal_lets_running_jobs_finish(
         enqueue(cli, id=job_id, command=f"sleep 2.5; echo $QUEUECTL_JOB_ID >> {out}", priority=1)
     enqueue(cli, id="waiting", command=f"echo waiting >> {out}")  # no free slot: never claimed
     engine = engines("-c", "3")
-    groups = wait_for(lambda: processing_groups(home, ids), timeout=20)
+    groups = wait_for(lambda: processing_groups(backend, ids), timeout=20)
 
     engine.send(sig)
     wait_for(lambda: f"{sig.name}: stopping; 3 running jobs will finish" in engine.log())
@@ -150,10 +145,10 @@ def test_one_stop_signal_lets_running_jobs_finish(
     assert engine.wait(timeout=30) == 0
 
     assert sorted(out.read_text().split()) == ids
-    rows = jobs(home)
-    assert [rows[job_id]["state"] for job_id in ids] == ["completed"] * 3
-    assert [attempts(home, job_id)[0]["exit_code"] for job_id in ids] == [0] * 3
-    assert (rows["waiting"]["state"], rows["waiting"]["runs"]) == ("pending", 0)
+    jobs = all_jobs(backend)
+    assert [jobs[job_id].state for job_id in ids] == ["completed"] * 3
+    assert [job_attempts(backend, job_id)[0].exit_code for job_id in ids] == [0] * 3
+    assert (jobs["waiting"].state, jobs["waiting"].runs) == ("pending", 0)
     assert [pgid for pgid in groups.values() if group_members(pgid)] == []
     assert "engine stopped: 3 completed, 0 failed" in engine.log()
 
@@ -163,13 +158,13 @@ STUBBORN = "trap '' TERM; sleep 300"  # the shell and its sleep ignore SIGTERM
 
 @pytest.mark.parametrize("how", ["sigint-twice", "stop-timeout"])
 def test_a_job_ignoring_sigterm_is_killed_after_the_grace_and_goes_back_to_pending(
-    home: Path, cli: Any, engines: StartEngine, how: str
+    backend: Backend, cli: Any, engines: StartEngine, how: str
 ) -> None:
     configure(cli, kill_grace=str(GRACE))
     enqueue(cli, id="stubborn", command=STUBBORN)
     enqueue(cli, id="plain", command="sleep 300")
     engine = engines("-c", "2")
-    groups = wait_for(lambda: processing_groups(home, ["stubborn", "plain"]), timeout=20)
+    groups = wait_for(lambda: processing_groups(backend, ["stubborn", "plain"]), timeout=20)
     # the group's processes are up (the shell may have exec'd sleep) and ignore SIGTERM
     members = wait_for(lambda: stubborn_members(groups["stubborn"]), timeout=10)
     everyone = [*members, *group_members(groups["plain"])]
@@ -202,12 +197,12 @@ def test_a_job_ignoring_sigterm_is_killed_after_the_grace_and_goes_back_to_pendi
 
 
 def test_a_timed_out_job_ignoring_sigterm_is_killed_after_the_grace(
-    home: Path, cli: Any, engines: StartEngine
+    backend: Backend, cli: Any, engines: StartEngine
 ) -> None:
     configure(cli, kill_grace=str(GRACE))
     enqueue(cli, id="stubborn", command=STUBBORN, timeout=1, max_retries=0)
     engine = engines("--until-empty")
-    groups = wait_for(lambda: processing_groups(home, ["stubborn"]), timeout=20)
+    groups = wait_for(lambda: processing_groups(backend, ["stubborn"]), timeout=20)
     members = wait_for(lambda: stubborn_members(groups["stubborn"]), timeout=10)
     assert engine.wait(timeout=30) == 0
 
@@ -217,6 +212,7 @@ def test_a_timed_out_job_ignoring_sigterm_is_killed_after_the_grace(
     assert (result["state"], result["attempts"]) == ("dead", 1)  # a timeout uses the attempt
     [attempt] = result["history"]
     assert attempt["error"].startswith("timed out after 1s")
+    assert attempt["error_kind"] == ErrorKind.TIMEOUT
     assert attempt["exit_code"] is None  # SIGKILLed
     # 1 s to the timeout, then SIGTERM (ignored), then SIGKILL after the 1 s grace
     assert 1 + GRACE - 0.1 <= attempt["duration"] < 1 + GRACE + SLACK
@@ -236,7 +232,7 @@ STRAGGLERS = {
 
 @pytest.mark.parametrize("variant", list(STRAGGLERS))
 def test_a_grandchild_holding_stdout_does_not_keep_the_job_running(
-    home: Path, cli: Any, engines: StartEngine, variant: str
+    home: Path, backend: Backend, cli: Any, engines: StartEngine, variant: str
 ) -> None:
     pids = home / "straggler.pid"
     leader = home / "leader.pid"
@@ -246,17 +242,18 @@ def test_a_grandchild_holding_stdout_does_not_keep_the_job_running(
     enqueued = time.monotonic()
     enqueue(cli, id="straggler", command=command)
     wait_for(
-        lambda: job(home, "straggler")["state"] not in ("pending", "processing"),
+        lambda: get_job(backend, "straggler").state not in ("pending", "processing"),
         timeout=15,
         message="the job did not end within 15 s",
     )
     waited = time.monotonic() - enqueued
 
-    row = job(home, "straggler")
-    [attempt] = attempts(home, "straggler")
-    assert (row["state"], attempt["exit_code"], attempt["error"]) == ("completed", 0, None)
-    assert attempt["stdout"] == b"done\n"
-    took = attempt["finished_at"] - attempt["started_at"]
+    job = get_job(backend, "straggler")
+    [attempt] = job_attempts(backend, "straggler")
+    assert (job.state, attempt.exit_code, attempt.error) == ("completed", 0, None)
+    assert attempt.stdout == b"done\n"
+    assert attempt.finished_at is not None
+    took = attempt.finished_at - attempt.started_at
     assert took < 5, f"the job took {took:.2f}s: the straggler held it"
     assert waited < 5 + 1, f"enqueue to completed took {waited:.2f}s"
     straggler = int(pids.read_text())
@@ -268,7 +265,7 @@ def test_a_grandchild_holding_stdout_does_not_keep_the_job_running(
 
 
 def test_a_grandchild_in_a_new_session_does_not_keep_the_job_running(
-    home: Path, cli: Any, engines: StartEngine
+    home: Path, backend: Backend, cli: Any, engines: StartEngine
 ) -> None:
     """A straggler that leaves the job's session (setsid) cannot be killed with the group; the
     job still completes promptly (the engine stops waiting for the pipes' EOF)."""
@@ -276,10 +273,11 @@ def test_a_grandchild_in_a_new_session_does_not_keep_the_job_running(
     engine = engines("-c", "2")
     wait_for(engine.started)
     enqueue(cli, id="escaped", command=f"setsid sleep 300 & echo $! > {pids}; echo done")
-    wait_for(lambda: job(home, "escaped")["state"] == "completed", timeout=15)
-    [attempt] = attempts(home, "escaped")
-    assert attempt["finished_at"] - attempt["started_at"] < 5
-    assert attempt["stdout"] == b"done\n"
+    wait_for(lambda: get_job(backend, "escaped").state == "completed", timeout=15)
+    [attempt] = job_attempts(backend, "escaped")
+    assert attempt.finished_at is not None
+    assert attempt.finished_at - attempt.started_at < 5
+    assert attempt.stdout == b"done\n"
     assert engine.stop() == 0  # close() kills the escaped sleep (it carries the test token)
 
 
@@ -287,7 +285,7 @@ def test_a_grandchild_in_a_new_session_does_not_keep_the_job_running(
 
 
 def test_200_mb_on_stdout_and_on_stderr_neither_deadlock_nor_grow_the_engine(
-    home: Path, cli: Any, engines: StartEngine
+    backend: Backend, cli: Any, engines: StartEngine
 ) -> None:
     configure(cli, output_limit=str(OUTPUT_LIMIT))
     flood = f"head -c {FLOOD_BYTES} /dev/zero"
@@ -301,7 +299,7 @@ def test_200_mb_on_stdout_and_on_stderr_neither_deadlock_nor_grow_the_engine(
         enqueue(cli, id="err", command=f"{flood} >&2")
         wait_for(
             lambda: all(
-                job(home, job_id)["state"] == "completed" for job_id in ("both", "out", "err")
+                get_job(backend, job_id).state == "completed" for job_id in ("both", "out", "err")
             ),
             timeout=90,
             interval=0.2,
@@ -322,9 +320,9 @@ def test_200_mb_on_stdout_and_on_stderr_neither_deadlock_nor_grow_the_engine(
 
     expected = {"both": (True, True), "out": (True, False), "err": (False, True)}
     for job_id, (out_cut, err_cut) in expected.items():
-        [attempt] = attempts(home, job_id)
-        assert (attempt["stdout_truncated"], attempt["stderr_truncated"]) == (out_cut, err_cut)
-        for data, cut in ((attempt["stdout"], out_cut), (attempt["stderr"], err_cut)):
+        [attempt] = job_attempts(backend, job_id)
+        assert (attempt.stdout_truncated, attempt.stderr_truncated) == (out_cut, err_cut)
+        for data, cut in ((attempt.stdout, out_cut), (attempt.stderr, err_cut)):
             assert data == (b"\0" * OUTPUT_LIMIT if cut else b"")
         result = cli("logs", job_id, check=True)
         for text, cut in ((result.stdout, out_cut), (result.stderr, err_cut)):

@@ -4,6 +4,10 @@ Engines are started for real (`worker start --detach`, or in the foreground) und
 with `sh -c 'umask NNN; exec ...'`, so the engine and the files it creates inherit it as they
 would from a user's shell. Tests that act as another user need root and setpriv(1) and skip
 with the reason otherwise.
+
+The files in the home are the subject here, the SQLite database among them (its permission
+bits, never its content), so these tests use the default SQLite queue in the home rather than
+the `backend` fixture; jobs are looked at through the Store.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ import pytest
 from helpers import (
     CLI_TIMEOUT,
     NOBODY_CONNECT,
+    Backend,
     as_nobody,
     assert_one_line_error,
-    db_path,
     detached_pid,
     job_state,
     nobody_python,
@@ -32,8 +36,9 @@ from helpers import (
     wait_for,
 )
 
-from queuectl.lock import alive, holder
-from queuectl.settings import DB_NAME, LOCK_NAME, LOG_NAME, SOCKET_NAME
+from queuectl.lock import holder
+from queuectl.paths import DB_NAME, LOCK_NAME, LOG_NAME, SOCKET_NAME
+from queuectl.procfs import alive
 
 NOBODY_CLIENT = (
     NOBODY_CONNECT
@@ -126,7 +131,7 @@ def test_home_socket_and_files_are_private_under_any_umask(
     enqueued = run_with_umask(umask, home, "enqueue", "--", "echo secret-output")
     assert enqueued.returncode == 0, enqueued.stderr
     job_id = enqueued.stdout.strip()
-    wait_for(lambda: job_state(home, job_id) == "completed", timeout=20)
+    wait_for(lambda: job_state(Backend("sqlite", home), job_id) == "completed", timeout=20)
 
     assert mode(home) == 0o700
     sock = home / SOCKET_NAME
@@ -295,4 +300,4 @@ def test_an_existing_loose_home_of_ours_is_tightened_on_first_use(home: Path, lo
     assert mode(queue) == loose
     run_cli(queue, "status", check=True)
     assert mode(queue) == 0o700
-    assert mode(db_path(queue)) & 0o022 == 0
+    assert mode(queue / DB_NAME) & 0o022 == 0

@@ -1,5 +1,8 @@
 """Reliability of the SQLite queue file under faults, with the real CLI and real engines.
 
+This is the SQLite store's own fault suite: it tests that store's file (its permissions, its
+corruption, its write-ahead log), so unlike the backend-neutral tests it opens the file itself.
+
 10. Disk and file faults: a read-only database or home (enqueue fails with one clear line naming
     the file and changes nothing), the home deleted under a running engine (no spin, no
     traceback loop, a clear error), and a corrupt database (every command fails with one clear
@@ -18,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -28,18 +32,49 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_process import StartEngine, jobs, stat_fields
+from engine_process import StartEngine
 from helpers import (
+    Backend,
+    all_jobs,
     assert_one_line_error,
     configure,
-    db_path,
-    db_snapshot,
     seed,
     wait_for,
     write_jobs_file,
 )
 
+from queuectl.paths import DB_NAME
+from queuectl.procfs import stat_fields
+
 MB = 1024 * 1024
+
+
+@pytest.fixture
+def backend(home: Path) -> Backend:
+    """These are faults of the SQLite file: the `cli` and `engines` of every test here use the
+    SQLite queue in the home, whatever backends the rest of the suite runs on."""
+    return Backend("sqlite", home)
+
+
+def db_path(home: Path) -> Path:
+    return home / DB_NAME
+
+
+def db_snapshot(home: Path) -> dict[str, Any] | None:
+    """Every row of every table (sorted) and the schema version, read with the stdlib sqlite3
+    module; None if there is no database. Compare snapshots taken before and after a command
+    to show it changed nothing."""
+    path = db_path(home)
+    if not path.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        snapshot: dict[str, Any] = {
+            "user_version": conn.execute("PRAGMA user_version").fetchone()[0]
+        }
+        tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        for (table,) in tables.fetchall():
+            snapshot[table] = sorted(conn.execute(f'SELECT * FROM "{table}"'), key=repr)
+        return snapshot
 
 
 def digest(path: Path) -> str:
@@ -92,9 +127,9 @@ READ_ONLY_CASES = {
 
 @pytest.mark.parametrize("case", list(READ_ONLY_CASES))
 def test_read_only_queue_refuses_enqueue_with_one_clear_line(
-    home: Path, cli: Any, case: str
+    home: Path, backend: Backend, cli: Any, case: str
 ) -> None:
-    seed(home, dead=["dead1"], pending=["p1", "p2"], config={"max-retries": 7})
+    seed(backend, dead=["dead1"], pending=["p1", "p2"], config={"max-retries": 7})
     db = db_path(home)
     assert not Path(f"{db}-wal").exists()  # closed cleanly: all data is in the main file
     before, before_digest = db_snapshot(home), digest(db)
@@ -111,7 +146,7 @@ def test_read_only_queue_refuses_enqueue_with_one_clear_line(
 
     assert db_snapshot(home) == before
     assert digest(db) == before_digest
-    assert "new" not in jobs(home)
+    assert "new" not in all_jobs(backend)
     cli("enqueue", "--id", "new", "--", "true", check=True)  # writable again: works again
 
 
@@ -125,7 +160,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def test_deleting_the_home_under_a_running_engine_is_reported(
-    home: Path, cli: Any, engines: StartEngine
+    home: Path, backend: Backend, cli: Any, engines: StartEngine
 ) -> None:
     """What the engine does when `rm -rf HOME` runs under it.
 
@@ -136,7 +171,7 @@ def test_deleting_the_home_under_a_running_engine_is_reported(
     configure(cli, lease_time="3")  # renew leases (and look) every 1 s
     cli("enqueue", "--id", "running", "--", "sleep 1.5; echo hi", check=True)
     engine = engines("-c", "2")
-    wait_for(lambda: (jobs(home).get("running") or {}).get("pid"), timeout=20)
+    wait_for(lambda: (job := all_jobs(backend).get("running")) and job.pid, timeout=20)
     with open(engine.log_path, "rb") as log:  # stays readable once its name is gone
         log.seek(0, os.SEEK_END)
         mark = log.tell()
@@ -193,7 +228,9 @@ def garbage(home: Path) -> None:
 def truncated(home: Path, keep: Callable[[int], int]) -> None:
     """A real queue with jobs and attempts, cut to `keep(size)` bytes."""
     seed(
-        home, dead=[f"dead{n}" for n in range(50)], pending=[f"pending{n:04d}" for n in range(2000)]
+        Backend("sqlite", home),
+        dead=[f"dead{n}" for n in range(50)],
+        pending=[f"pending{n:04d}" for n in range(2000)],
     )
     db = db_path(home)
     assert not Path(f"{db}-wal").exists()  # closed cleanly: all data is in the main file
@@ -211,6 +248,7 @@ CORRUPTIONS: dict[str, Callable[[Path], None]] = {
 COMMANDS = [
     ("status",),
     ("list",),
+    ("list", "--json"),
     ("enqueue", "--id", "new", "--", "true"),
     ("worker", "start", "--until-empty", "-q"),
     ("show", "dead1"),
@@ -230,6 +268,7 @@ def test_a_corrupt_database_fails_every_command_clearly_and_is_left_as_is(
         message = assert_one_line_error(result, 1)
         assert repr(str(db)) in message, (args, message)
         assert "corrupt" in message or "malformed" in message, (args, message)
+        assert result.stdout == "", (args, result.stdout)
         assert db.read_bytes() == original, f"`{' '.join(args)}` changed the corrupt file"
     leftovers = {path.name for path in home.iterdir()} - {"queue.db", "engine.lock"}
     assert not leftovers, f"files left beside the corrupt database: {leftovers}"

@@ -14,9 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from queuectl.control import ControlClient, ControlError
+from queuectl.control.client import ControlClient
+from queuectl.control.protocol import ControlError
+from queuectl.engine.process import WorkerOptions
 from queuectl.errors import EngineRunning, QueuectlError
-from queuectl.worker import WorkerOptions
 
 START_TIMEOUT = 15.0
 
@@ -28,6 +29,7 @@ def _argv(options: WorkerOptions) -> list[str]:
         "queuectl",
         "--home",
         str(options.home),
+        *(["--db", options.db] if options.db else []),
         "worker",
         "start",
         "--loop",
@@ -44,7 +46,7 @@ def _argv(options: WorkerOptions) -> list[str]:
 
 async def start_detached(options: WorkerOptions, log_path: Path, socket_path: Path) -> int:
     from queuectl.lock import holder
-    from queuectl.settings import LOCK_NAME, ensure_home
+    from queuectl.paths import LOCK_NAME, ensure_home
 
     ensure_home(options.home)
     pid = holder(options.home / LOCK_NAME)

@@ -1,57 +1,19 @@
-"""Where a queue lives, and the typed configuration keys stored in its database.
+"""Typed configuration: the keys a queue stores, their parsers, defaults and meaning.
 
-Config lives in the database (not a file) so every process using the queue sees one value; each
-key has one parser that checks type and range, used by `config set` and when reading.
+Each key has one parser that checks type and range, used by `config set`; the engine and the
+CLI read a Config dataclass, never strings.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
-import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from queuectl.errors import BadInput, QueuectlError
-from queuectl.models import parse_duration
-
-DB_NAME = "queue.db"
-SOCKET_NAME = "engine.sock"
-LOCK_NAME = "engine.lock"
-LOG_NAME = "engine.log"
-
-
-def resolve_home(option: str | None) -> Path:
-    """--home, else $QUEUECTL_HOME, else $XDG_DATA_HOME/queuectl, else ~/.local/share/queuectl."""
-    if option:
-        return Path(option).expanduser().absolute()
-    if os.environ.get("QUEUECTL_HOME"):
-        return Path(os.environ["QUEUECTL_HOME"]).expanduser().absolute()
-    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data).expanduser().absolute() / "queuectl"
-
-
-def ensure_home(home: Path) -> Path:
-    """Create the home 0700; refuse one that other users could write to or that is not a dir."""
-    try:
-        home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = home.lstat()
-    except OSError as exc:
-        raise QueuectlError(f"cannot create queue home {str(home)!r}: {exc.strerror}") from None
-    if not stat.S_ISDIR(info.st_mode):
-        raise QueuectlError(f"queue home {str(home)!r} is not a directory; pick another --home")
-    if info.st_uid != os.getuid():  # its owner could swap queue.db or engine.log for a symlink
-        raise QueuectlError(
-            f"queue home {str(home)!r} belongs to another user (uid "
-            f"{info.st_uid}); use a directory of your own"
-        )
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        os.chmod(home, 0o700)
-    return home
-
+from queuectl.errors import BadInput
+from queuectl.specs import parse_duration
 
 # --- config keys ------------------------------------------------------------------------------
 
@@ -120,12 +82,48 @@ def _size(text: str) -> int:
     return value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The queue's settings, typed; stored in the database (not a file) so that every process
+    using the queue sees one value. Field names are the keys with '-' spelled '_'."""
+
+    max_retries: int = 3
+    backoff_base: float = 2.0
+    backoff_max: float = 3600.0
+    backoff_jitter: float = 0.1
+    job_timeout: float | None = None
+    concurrency: int = 4
+    output_limit: int = 1024**2
+    kill_grace: float = 5.0
+    lease_time: float = 30.0
+
+    @classmethod
+    def from_stored(cls, values: Mapping[str, Any]) -> Config:
+        """From stored key/value pairs; unknown keys (of a newer queuectl) are ignored."""
+        known = {name: values[name] for name in CONFIG_KEYS if name in values}
+        return cls(**{name.replace("-", "_"): value for name, value in known.items()})
+
+    def get(self, name: str) -> Any:
+        return getattr(self, config_key(name).field)
+
+    def as_dict(self) -> dict[str, Any]:
+        """By key name, in the documented order."""
+        return {name: getattr(self, key.field) for name, key in CONFIG_KEYS.items()}
+
+
+@dataclass(frozen=True, slots=True)
 class ConfigKey:
     name: str
-    default: Any
     parse: Callable[[str], Any]
     help: str
+
+    @property
+    def field(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def default(self) -> Any:
+        return getattr(DEFAULTS, self.field)
 
 
 CONFIG_KEYS: dict[str, ConfigKey] = {
@@ -133,44 +131,40 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
     for key in (
         ConfigKey(
             "max-retries",
-            3,
             _integer(0, 1000),
             "retries after the first attempt for jobs that do not set max_retries",
         ),
         ConfigKey(
-            "backoff-base", 2.0, _number(1, 1000), "retry delay is backoff-base ** attempts seconds"
+            "backoff-base", _number(1, 1000), "retry delay is backoff-base ** attempts seconds"
         ),
         ConfigKey(
             "backoff-max",
-            3600.0,
             _number(0, 365 * 86400, duration=True),
             "upper bound of one retry delay, seconds",
         ),
         ConfigKey(
-            "backoff-jitter", 0.1, _number(0, 1), "random extra delay, as a fraction of the delay"
+            "backoff-jitter", _number(0, 1), "random extra delay, as a fraction of the delay"
         ),
         ConfigKey(
             "job-timeout",
-            None,
             _optional(_number(0, 10 * 365 * 86400, duration=True, low_open=True)),
             "timeout for jobs that do not set one, seconds (none: no timeout)",
         ),
-        ConfigKey("concurrency", 4, _integer(1, 1024), "workers of an engine started without -c"),
-        ConfigKey("output-limit", 1024**2, _size, "bytes of stdout and of stderr kept per attempt"),
+        ConfigKey("concurrency", _integer(1, 1024), "workers of an engine started without -c"),
+        ConfigKey("output-limit", _size, "bytes of stdout and of stderr kept per attempt"),
         ConfigKey(
             "kill-grace",
-            5.0,
             _number(0, 3600, duration=True),
             "seconds between SIGTERM and SIGKILL when a job is killed",
         ),
         ConfigKey(
             "lease-time",
-            30.0,
             _number(2, 86400, duration=True),
             "seconds an engine holds a job before another may rescue it",
         ),
     )
 }
+DEFAULTS = Config()
 
 
 def config_key(name: str) -> ConfigKey:

@@ -1,23 +1,21 @@
-"""Where the queue lives, and the typed config keys."""
+"""The typed config keys (their parsers, defaults and help) and the Config record."""
 
 from __future__ import annotations
 
-import os
-import stat
-from pathlib import Path
+import dataclasses
 from typing import Any
 
 import pytest
 
-from queuectl.errors import BadInput, QueuectlError
-from queuectl.render import format_value
-from queuectl.settings import (
+from queuectl.config import (
     CONFIG_KEYS,
+    DEFAULTS,
+    Config,
     config_key,
-    ensure_home,
     parse_config_value,
-    resolve_home,
 )
+from queuectl.errors import BadInput
+from queuectl.render import format_value
 
 VALID: list[tuple[str, str, Any]] = [
     ("max-retries", "0", 0),
@@ -158,95 +156,77 @@ def test_unknown_key() -> None:
     assert config_key("concurrency") is CONFIG_KEYS["concurrency"]
 
 
-# --- where the queue lives --------------------------------------------------------------------
+# --- the Config record ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No queue variables set, and $HOME in a temporary directory."""
-    monkeypatch.delenv("QUEUECTL_HOME", raising=False)
-    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "user"))
-    return tmp_path
+def test_config_fields_are_the_keys() -> None:
+    """One field per key, named like it with '-' spelled '_', defaulting to the key's default."""
+    fields = [field.name for field in dataclasses.fields(Config)]
+    assert fields == [key.field for key in CONFIG_KEYS.values()]
+    assert [name.replace("-", "_") for name in CONFIG_KEYS] == fields
+    assert Config() == DEFAULTS
+    for name, key in CONFIG_KEYS.items():
+        assert getattr(Config(), key.field) == key.default == Config().get(name)
 
 
-def test_home_default(clean_env: Path) -> None:
-    assert resolve_home(None) == clean_env / "user" / ".local" / "share" / "queuectl"
+def test_config_defaults() -> None:
+    assert Config().as_dict() == {
+        "max-retries": 3,
+        "backoff-base": 2.0,
+        "backoff-max": 3600.0,
+        "backoff-jitter": 0.1,
+        "job-timeout": None,
+        "concurrency": 4,
+        "output-limit": 1024**2,
+        "kill-grace": 5.0,
+        "lease-time": 30.0,
+    }
 
 
-def test_home_from_xdg_data_home(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_DATA_HOME", str(clean_env / "xdg"))
-    assert resolve_home(None) == clean_env / "xdg" / "queuectl"
+def test_as_dict_is_in_the_documented_order() -> None:
+    config = Config.from_stored({"lease-time": 60.0, "max-retries": 1, "concurrency": 2})
+    assert list(config.as_dict()) == list(CONFIG_KEYS)
+    assert config.as_dict() == {
+        **Config().as_dict(),
+        "lease-time": 60.0,
+        "max-retries": 1,
+        "concurrency": 2,
+    }
 
 
-def test_empty_variables_are_ignored(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_DATA_HOME", "")
-    monkeypatch.setenv("QUEUECTL_HOME", "")
-    assert resolve_home(None) == clean_env / "user" / ".local" / "share" / "queuectl"
-    assert resolve_home("") == clean_env / "user" / ".local" / "share" / "queuectl"
+def test_from_stored_takes_defaults_for_missing_keys() -> None:
+    assert Config.from_stored({}) == Config()
+    config = Config.from_stored({"job-timeout": 30.0, "kill-grace": 0.0})
+    assert (config.job_timeout, config.kill_grace) == (30.0, 0.0)
+    assert config == dataclasses.replace(Config(), job_timeout=30.0, kill_grace=0.0)
 
 
-def test_queuectl_home_beats_xdg(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_DATA_HOME", str(clean_env / "xdg"))
-    monkeypatch.setenv("QUEUECTL_HOME", str(clean_env / "env-home"))
-    assert resolve_home(None) == clean_env / "env-home"
+def test_from_stored_ignores_unknown_keys() -> None:
+    """A newer queuectl may have stored keys this one does not know; they are not an error."""
+    config = Config.from_stored({"concurrency": 8, "from-the-future": 1, "max_retries": 9})
+    assert config == dataclasses.replace(Config(), concurrency=8)
+    assert "from-the-future" not in config.as_dict()
+    assert config.max_retries == 3  # a field name is not a key
 
 
-def test_option_beats_everything(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("XDG_DATA_HOME", str(clean_env / "xdg"))
-    monkeypatch.setenv("QUEUECTL_HOME", str(clean_env / "env-home"))
-    assert resolve_home(str(clean_env / "opt")) == clean_env / "opt"
+def test_get_by_key_name() -> None:
+    config = Config(max_retries=5, job_timeout=None, output_limit=100)
+    assert config.get("max-retries") == 5 == config.max_retries
+    assert config.get("job-timeout") is None
+    assert config.get("output-limit") == 100
+    with pytest.raises(BadInput, match="unknown config key 'max_retries'"):
+        config.get("max_retries")
+    with pytest.raises(BadInput, match="unknown config key 'colour'"):
+        config.get("colour")
 
 
-def test_home_is_absolute_and_expands_tilde(
-    clean_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert resolve_home("~/q") == clean_env / "user" / "q"
-    monkeypatch.setenv("QUEUECTL_HOME", "~/envq")
-    assert resolve_home(None) == clean_env / "user" / "envq"
-    monkeypatch.chdir(clean_env)
-    relative = resolve_home("rel/q")
-    assert relative.is_absolute()
-    assert relative == clean_env / "rel" / "q"
+def test_config_is_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Config().concurrency = 8  # type: ignore[misc]
 
 
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
-
-def test_ensure_home_creates_0700(home: Path) -> None:
-    target = home / "a" / "b"
-    assert ensure_home(target) == target
-    assert target.is_dir()
-    assert _mode(target) == 0o700
-
-
-def test_ensure_home_tightens_an_open_home(home: Path) -> None:
-    target = home / "open"
-    target.mkdir()
-    os.chmod(target, 0o755)
-    ensure_home(target)
-    assert _mode(target) == 0o700
-
-
-def test_ensure_home_is_idempotent(home: Path) -> None:
-    (home / "keep").write_text("x")
-    ensure_home(home)
-    ensure_home(home)
-    assert (home / "keep").read_text() == "x"
-    assert _mode(home) == 0o700
-
-
-def test_ensure_home_refuses_a_file(home: Path) -> None:
-    target = home / "file"
-    target.write_text("not a directory")
-    with pytest.raises(QueuectlError) as info:
-        ensure_home(target)
-    assert str(target) in str(info.value)
-    assert target.read_text() == "not a directory"
-
-
-def test_ensure_home_under_a_file_fails_cleanly(home: Path) -> None:
-    (home / "file").write_text("")
-    with pytest.raises(QueuectlError, match="cannot create queue home"):
-        ensure_home(home / "file" / "sub")
+@pytest.mark.parametrize(("name", "text", "expected"), VALID)
+def test_a_parsed_value_builds_a_config(name: str, text: str, expected: Any) -> None:
+    """What `config set` parses, the store keeps and Config.from_stored reads back."""
+    config = Config.from_stored({name: parse_config_value(name, text)})
+    assert config.get(name) == expected

@@ -1,7 +1,8 @@
-"""Run an Engine as a foreground process: engine lock, event loop, signals and logging.
+"""Run an Engine as a foreground process: the home's lock, event loop, signals and logging.
 
-Kept apart from engine.py so the engine stays a plain object that tests and other front ends
-(a detached daemon, a service manager unit) can drive.
+Kept apart from the Engine so that it stays a plain object that tests and other front ends
+(a detached daemon, a service manager unit) can drive. The home lock makes one engine the owner
+of the home's control socket and log; the store enforces its own rule on engines per database.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from queuectl.control import ControlServer, engine_handler
-from queuectl.engine import Engine
+from queuectl.control.server import ControlServer, engine_handler
+from queuectl.engine.dispatch import Engine
 from queuectl.lock import EngineLock
-from queuectl.settings import LOCK_NAME, SOCKET_NAME, ensure_home
+from queuectl.paths import LOCK_NAME, SOCKET_NAME, ensure_home
 from queuectl.store import open_store
 
 log = logging.getLogger("queuectl.engine")
@@ -29,6 +30,7 @@ DEFAULT_LOOP = "asyncio"  # measured faster at spawning processes (see README, B
 @dataclass(frozen=True)
 class WorkerOptions:
     home: Path
+    db: str | None  # a database URL; None: the SQLite database in the home
     concurrency: int | None  # None: the queue's `concurrency` config key
     until_empty: bool = False
     quiet: bool = False
@@ -54,24 +56,29 @@ async def _serve(options: WorkerOptions) -> int:
     try:
         if options.loop == "asyncio":
             _install_pidfd_watcher()
-        store = await open_store(home, durable=False)
+        store = await open_store(options.db or home, durable=False)
         try:
             config = await store.config()
             engine = Engine(
-                store, options.concurrency or config["concurrency"], until_empty=options.until_empty
+                store, options.concurrency or config.concurrency, until_empty=options.until_empty
             )
             _handle_signals(engine)
             server = ControlServer(home / SOCKET_NAME, engine_handler(engine))
             await server.start()
-            log.info("engine %s started: %d workers, queue %s", engine.id, engine.concurrency, home)
+            log.info(
+                "engine %s started: %d workers, queue %s",
+                engine.id,
+                engine.concurrency,
+                store.location,
+            )
             try:
                 await engine.run()
             finally:
                 await server.close()
             log.info(
                 "engine stopped: %d completed, %d failed",
-                engine.stats.completed,
-                engine.stats.failed,
+                engine.completed,
+                engine.failed,
             )
         finally:
             await store.close()

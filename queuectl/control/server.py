@@ -1,10 +1,4 @@
-"""The control channel: the CLI talks to the running engine over a Unix socket.
-
-Protocol (after pueue): newline-delimited JSON objects. The client opens with
-`{"op": "hello", "version": N}` and the server answers `{"ok": true, "version": N, "pid": P}`
-or an error when the versions differ. Then the client sends one request and reads replies until
-one carries `"end": true` (a single reply for most ops; `follow` streams many). Every reply has
-`ok`; a failed one has `error`, one line fit to show the user.
+"""The engine's side of the control channel: a Unix socket that serves the CLI's requests.
 
 Security: the socket is 0600 inside the 0700 queue home, and the server also checks the peer's
 uid (SO_PEERCRED) so that a mis-set permission alone does not open the engine to other users.
@@ -22,40 +16,19 @@ import os
 import socket
 import stat
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from queuectl.control.protocol import MAX_LINE, OPS, PROTOCOL_VERSION, Handler, Reply, Send, encode
+from queuectl.engine.status import snapshot
 from queuectl.errors import QueuectlError
 
 if TYPE_CHECKING:
-    from queuectl.engine import Engine
+    from queuectl.engine.dispatch import Engine
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 1
-MAX_LINE = 64 * 1024  # longest request the server reads; a longer one is refused
 HELLO_TIMEOUT = 5.0  # a client that says nothing for this long is dropped
-OPS = ("status", "stop", "wake", "pause", "resume", "scale", "cancel", "follow")
-
-Reply = dict[str, Any]
-Send = Callable[[Reply], Awaitable[None]]
-Handler = Callable[[Reply, Send], Awaitable[None]]
-
-
-class ControlError(QueuectlError):
-    """The engine answered with an error, or could not be talked to."""
-
-
-class NoEngine(ControlError):
-    def __init__(self) -> None:
-        super().__init__(
-            "no engine is running on this queue; start one with `queuectl worker start`"
-        )
-
-
-def encode(message: Reply) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
 
 
 def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
@@ -203,7 +176,7 @@ def engine_handler(engine: Engine) -> Handler:
     async def handle(request: Reply, send: Send) -> None:
         match request["op"]:
             case "status":
-                await send({"ok": True, "end": True, **engine.snapshot()})
+                await send({"ok": True, "end": True, **snapshot(engine)})
             case "wake":
                 engine.wake()
                 await send({"ok": True, "end": True})
@@ -264,92 +237,3 @@ def _job_id(request: Reply) -> str:
     if not isinstance(job_id, str) or not job_id:
         raise _BadRequest("request needs the job id as a string")
     return job_id
-
-
-# --- client -----------------------------------------------------------------------------------
-
-
-class ControlClient:
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, engine_pid: int
-    ) -> None:
-        self._reader = reader
-        self._writer = writer
-        self.engine_pid = engine_pid
-
-    @classmethod
-    async def connect(cls, path: Path, timeout: float = 5.0) -> ControlClient:
-        """Connect and say hello; raises NoEngine when nothing listens."""
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(str(path), limit=16 * MAX_LINE), timeout
-            )
-        except (FileNotFoundError, ConnectionRefusedError):
-            raise NoEngine() from None
-        except PermissionError:
-            raise ControlError(
-                f"permission denied on {str(path)!r}; run queuectl as the user "
-                "who started the engine"
-            ) from None
-        except (TimeoutError, OSError) as exc:
-            raise ControlError(f"the engine does not answer on {str(path)!r}: {exc}") from None
-        client = cls(reader, writer, 0)
-        try:
-            reply = await client._exchange({"op": "hello", "version": PROTOCOL_VERSION}, timeout)
-        except BaseException:
-            await client.close()
-            raise
-        client.engine_pid = int(reply.get("pid", 0))
-        return client
-
-    async def _exchange(self, message: Reply, timeout: float | None) -> Reply:
-        self._writer.write(encode(message))
-        await self._writer.drain()
-        return await self._reply(timeout)
-
-    async def _reply(self, timeout: float | None) -> Reply:
-        try:
-            line = await asyncio.wait_for(self._reader.readline(), timeout)
-        except (TimeoutError, ConnectionError, ValueError) as exc:
-            raise ControlError(f"the engine did not answer: {exc or 'timed out'}") from None
-        if not line:
-            raise ControlError("the engine closed the connection without answering")
-        reply: Reply = json.loads(line)
-        if not reply.get("ok"):
-            raise ControlError(reply.get("error", "the engine refused the request"))
-        return reply
-
-    async def request(self, op: str, timeout: float | None = 10.0, **args: Any) -> Reply:
-        """One request, one reply."""
-        try:
-            return await self._exchange({"op": op, **args}, timeout)
-        finally:
-            await self.close()
-
-    async def stream(self, op: str, **args: Any) -> AsyncIterator[Reply]:
-        """One request, replies until one has `end`."""
-        try:
-            reply = await self._exchange({"op": op, **args}, None)
-            while True:
-                yield reply
-                if reply.get("end"):
-                    return
-                reply = await self._reply(None)
-        finally:
-            await self.close()
-
-    async def close(self) -> None:
-        self._writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await self._writer.wait_closed()
-
-
-async def call(path: Path, op: str, timeout: float = 10.0, **args: Any) -> Reply:
-    client = await ControlClient.connect(path, timeout)
-    return await client.request(op, timeout, **args)
-
-
-async def try_wake(path: Path) -> None:
-    """Tell a running engine that work arrived; silent when none runs."""
-    with contextlib.suppress(ControlError, OSError):
-        await call(path, "wake", timeout=2.0)

@@ -14,12 +14,13 @@ import os
 import signal
 import stat
 import subprocess
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
+from queuectl import procfs
 from queuectl.errors import QueuectlError
-from queuectl.models import printable
+from queuectl.models import Outcome
+from queuectl.render import printable
+from queuectl.states import ErrorKind, KillReason
 
 logger = logging.getLogger(__name__)
 
@@ -31,19 +32,6 @@ _POLL = 0.02  # how often to look whether a signalled group has emptied
 _DRAIN = 0.5  # how long to wait for EOF once the group is gone (another session may hold a pipe)
 _HINT_CHARS = 200
 _EXIT_HINTS = {126: ": permission denied or not executable", 127: ": command not found"}
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
-    exit_code: int | None  # None if the shell died by a signal
-    error: str | None  # None exactly when the job succeeded
-    stdout: bytes
-    stderr: bytes
-    stdout_truncated: bool
-    stderr_truncated: bool
-    timed_out: bool
-    killed_by: str | None
-    duration: float
 
 
 class SpawnError(QueuectlError):
@@ -115,11 +103,10 @@ class JobProcess:
         self._transport = transport
         self._capture = capture
         self.pid: int = transport.get_pid()
-        self._started = time.monotonic()
         self._grace: float | None = None
         self._timeout: float | None = None
         self._timed_out = False
-        self._killed_by: str | None = None
+        self._killed_by: KillReason | None = None
         self._term_sent = False
         self._kill_timer: asyncio.TimerHandle | None = None
 
@@ -157,8 +144,8 @@ class JobProcess:
         """The stdout and stderr tails captured so far (for a live follower joining late)."""
         return self._capture.tails[1].value(), self._capture.tails[2].value()
 
-    def kill(self, reason: str, grace: float | None = None) -> None:
-        """Stop the job from outside; wait() then reports `reason` as its error."""
+    def kill(self, reason: KillReason, grace: float | None = None) -> None:
+        """Stop the job from outside; wait() then reports `reason` as the outcome."""
         if self._killed_by is not None or self._timed_out or self._capture.exited.is_set():
             return
         self._killed_by = reason
@@ -166,7 +153,7 @@ class JobProcess:
             self._grace = grace
         self._terminate()
 
-    async def wait(self, timeout: float | None, kill_grace: float) -> RunResult:
+    async def wait(self, timeout: float | None, kill_grace: float) -> Outcome:
         if self._grace is None:
             self._grace = kill_grace
         self._timeout = timeout
@@ -211,22 +198,9 @@ class JobProcess:
         """Zombies do not count: orphans wait for init to reap them, which can take seconds."""
         if not self._signal(0):
             return False
-        try:
-            entries = os.listdir("/proc")
-        except FileNotFoundError:  # no procfs: the kernel's answer will have to do
+        if not procfs.available():  # no procfs: the kernel's answer will have to do
             return True
-        for entry in entries:
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as file:
-                    text = file.read()
-            except OSError:  # it exited while we looked
-                continue
-            state, _ppid, pgrp = text[text.rindex(b")") + 2 :].split(maxsplit=3)[:3]
-            if int(pgrp) == self.pid and state != b"Z":
-                return True
-        return False
+        return bool(procfs.group_members(self.pid))
 
     async def _settle(self) -> None:
         """Once the shell is gone: end the rest of its group, collect the output, close pipes."""
@@ -244,26 +218,30 @@ class JobProcess:
             give_up.cancel()
         self._transport.close()
 
-    def _result(self) -> RunResult:
+    def _result(self) -> Outcome:
         code = self._transport.get_returncode()
         assert code is not None, "wait() settles only after the shell has exited"
         out, err = self._capture.tails[1], self._capture.tails[2]
+        kind: ErrorKind | None
+        error: str | None
         if self._killed_by is not None:
-            error: str | None = self._killed_by
+            kind, error = self._killed_by.error_kind, self._killed_by.message
         elif self._timed_out:
-            error = f"timed out after {self._timeout:g}s; process group killed"
+            kind, error = (
+                ErrorKind.TIMEOUT,
+                f"timed out after {self._timeout:g}s; process group killed",
+            )
         else:
             error = _describe_exit(code, err.value())
-        return RunResult(
+            kind = None if error is None else ErrorKind.EXIT
+        return Outcome(
+            kind,
             exit_code=code if code >= 0 else None,
             error=error,
             stdout=out.value(),
             stderr=err.value(),
             stdout_truncated=out.truncated,
             stderr_truncated=err.truncated,
-            timed_out=self._timed_out,
-            killed_by=self._killed_by,
-            duration=time.monotonic() - self._started,
         )
 
 

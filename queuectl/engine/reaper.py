@@ -13,43 +13,24 @@ import logging
 import os
 import signal
 from collections.abc import Collection
-from pathlib import Path
+
+from queuectl import procfs
 
 log = logging.getLogger(__name__)
-PROC = Path("/proc")
-
-
-def _environ(pid: str) -> dict[bytes, bytes]:
-    try:
-        raw = (PROC / pid / "environ").read_bytes()
-    except OSError:
-        return {}
-    return dict(entry.partition(b"=")[::2] for entry in raw.split(b"\0") if entry)
-
-
-def _group_of(pid: str) -> int | None:
-    try:
-        stat = (PROC / pid / "stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return int(fields[2]) if len(fields) > 2 else None
 
 
 def kill_orphans(jobs: Collection[tuple[str, str]]) -> int:
     """SIGKILL the process groups running any (job id, engine id) pair; returns how many."""
-    if not jobs or not PROC.is_dir():
+    if not jobs or not procfs.available():
         return 0
     wanted = {(job_id.encode(), engine.encode()) for job_id, engine in jobs}
     own_group = os.getpgrp()
     groups: set[int] = set()
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        env = _environ(entry.name)
+    for pid in procfs.pids():
+        env = procfs.environ(pid)
         key = (env.get(b"QUEUECTL_JOB_ID", b""), env.get(b"QUEUECTL_ENGINE", b""))
         if key in wanted:
-            group = _group_of(entry.name)
+            group = procfs.process_group(pid)
             if group is not None and group != own_group:
                 groups.add(group)
     for group in groups:

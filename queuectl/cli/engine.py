@@ -1,0 +1,115 @@
+"""Commands for the engine that runs jobs: worker start/stop/scale, pause and resume."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import asyncclick as click
+
+from queuectl import render, service
+from queuectl.cli.options import current_queue, queue_options
+from queuectl.specs import parse_duration
+
+
+@click.group()
+@queue_options
+async def worker() -> None:
+    """Run the engine that executes jobs."""
+
+
+@worker.command(name="start")
+@click.option(
+    "-c",
+    "--concurrency",
+    "--count",
+    "concurrency",
+    type=click.IntRange(1, 1024),
+    help="Jobs run at once (default: config key concurrency).",
+)
+@click.option(
+    "--until-empty",
+    is_flag=True,
+    help="Exit when nothing is running, runnable, or waiting for a retry.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print only failures.")
+@click.option(
+    "--loop",
+    type=click.Choice(["asyncio", "uvloop"]),
+    default="asyncio",
+    show_default=True,
+    help="Event loop implementation.",
+)
+@click.option(
+    "-d",
+    "--detach",
+    is_flag=True,
+    help="Run in the background (log in the queue's engine.log); print its pid.",
+)
+@queue_options
+async def worker_start(
+    concurrency: int | None, until_empty: bool, quiet: bool, loop: str, detach: bool
+) -> Callable[[], int] | None:
+    """Start the engine (Ctrl-C: finish running jobs; twice: kill them)."""
+    queue = current_queue()
+    options = service.engine_options(
+        queue, concurrency, until_empty=until_empty, quiet=quiet, loop=loop
+    )
+    if detach:
+        pid = await service.start_detached(queue, options)
+        click.echo(f"engine started in the background (pid {pid}); log: {queue.log}")
+        return None
+    # The engine needs its own event loop (uvloop or asyncio), so it runs after the CLI's
+    # loop has closed: main() calls what this returns.
+    return lambda: service.run_engine(options)
+
+
+@worker.command(name="stop")
+@click.option(
+    "--timeout",
+    metavar="DURATION",
+    help="Kill jobs still running after this long; they go back to pending.",
+)
+@click.option("--now", is_flag=True, help="Kill running jobs at once; they go back to pending.")
+@queue_options
+async def worker_stop(timeout: str | None, now: bool) -> None:
+    """Stop the engine: running jobs finish first unless --timeout or --now."""
+    after = parse_duration(timeout) if timeout is not None else None
+    queue = current_queue()
+    stopping = await service.stop_engine(queue, kill_after=after, now=now)
+    running = stopping.running
+    if running and not now:
+        limit = f"; killing them after {render.duration(after)}" if after is not None else ""
+        click.echo(
+            f"stopping engine (pid {stopping.pid}): waiting for {running} running "
+            f"job{'s' if running != 1 else ''} to finish{limit}"
+        )
+    await service.wait_stopped(queue, stopping.pid)
+    click.echo(f"engine (pid {stopping.pid}) stopped")
+
+
+@worker.command(name="scale")
+@click.argument("concurrency", type=click.IntRange(1, 1024))
+@queue_options
+async def worker_scale(concurrency: int) -> None:
+    """Change the running engine's concurrency without a restart."""
+    await service.scale(current_queue(), concurrency)
+    click.echo(f"concurrency = {concurrency}")
+
+
+@click.command()
+@queue_options
+async def pause() -> None:
+    """The engine stops starting jobs; running jobs go on."""
+    await service.pause(current_queue())
+    click.echo("engine paused: no new jobs start until `queuectl resume`")
+
+
+@click.command()
+@queue_options
+async def resume() -> None:
+    """The engine starts jobs again."""
+    await service.resume(current_queue())
+    click.echo("engine resumed")
+
+
+COMMANDS = (worker, pause, resume)

@@ -1,0 +1,1 @@
+"""The control channel between the CLI and a running engine (protocol, server, client)."""

@@ -1,0 +1,230 @@
+"""The engine: one event loop that claims jobs while slots are free and runs a task per job.
+
+Shape (after procrastinate): a dispatcher claims as many jobs as there are free slots in one
+transaction and starts a task per job; the task set is cleaned by a done callback that wakes the
+dispatcher. Idle, the dispatcher sleeps until the next job is due, a slot frees, the stop event
+fires, or the store reports that another process changed the queue. Side tasks (the lease
+keeper) are watched: if one dies, the engine says so and stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import secrets
+import socket
+import time
+
+from queuectl.config import Config
+from queuectl.engine.events import EventKind, Events, Follower, JobEvent
+from queuectl.engine.execute import Executor, Slot
+from queuectl.engine.leases import Leases
+from queuectl.errors import QueuectlError
+from queuectl.faults import crash_point
+from queuectl.models import Job
+from queuectl.states import JobState, KillReason
+from queuectl.store import Store
+from queuectl.store.batching import GroupCommit
+
+log = logging.getLogger("queuectl.engine")
+
+MAX_IDLE = 5.0  # re-read the queue at least this often even when nothing seems due
+
+
+class Engine:
+    def __init__(self, store: Store, concurrency: int, *, until_empty: bool = False) -> None:
+        self.store = store
+        self.concurrency = concurrency
+        self.until_empty = until_empty
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.running: dict[str, Slot] = {}
+        self.started_at = time.time()
+        self.completed = 0
+        self.failed = 0
+        self.paused = False
+        self.events = Events()
+        self.events.subscribe(self._count)
+        self.executor = Executor(self.id, GroupCommit(store), self.events)
+        self.leases = Leases(store, self.id, self.executor)
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._busy = 0  # slots whose job's process has not ended yet
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def wake(self) -> None:
+        """Look for work now (a slot freed, a job was enqueued, or the engine must stop)."""
+        self._wake.set()
+
+    def stop(self, kill: bool = False, after: float | None = None) -> None:
+        """Stop claiming; with kill, also kill running jobs (now, or `after` seconds if they
+        have not finished by then), which go back to pending without using a retry."""
+        self._stopping.set()
+        self.wake()
+        if after is not None and not kill:
+            asyncio.get_running_loop().call_later(after, self.stop, True)
+        elif kill:
+            for slot in self.running.values():
+                slot.kill(KillReason.STOP)
+
+    def pause(self, paused: bool) -> None:
+        self.paused = paused
+        self.wake()
+
+    def scale(self, concurrency: int) -> None:
+        """Takes effect at the next claim; jobs above a lowered limit run to their end."""
+        self.concurrency = concurrency
+        self.wake()
+
+    def cancel(self, job_id: str) -> bool:
+        slot = self.running.get(job_id)
+        if slot is None:
+            return False
+        slot.kill(KillReason.CANCEL)
+        return True
+
+    def follow(self, job_id: str) -> Follower | None:
+        """Output of a running job: what it printed so far, then each chunk as it comes."""
+        slot = self.running.get(job_id)
+        if slot is None:
+            return None
+        follower = Follower()
+        if slot.process is not None:
+            for stream, data in zip(("stdout", "stderr"), slot.process.output(), strict=True):
+                if data:
+                    follower.push(stream, data)
+        slot.output.add(follower)
+        return follower
+
+    def _count(self, event: JobEvent) -> None:
+        if event.kind is EventKind.FINISHED:
+            if event.state is JobState.COMPLETED:
+                self.completed += 1
+            elif event.state in (JobState.FAILED, JobState.DEAD):
+                self.failed += 1
+
+    async def run(self) -> None:
+        """Until stopped (or drained, with until_empty); raises QueuectlError when the queue
+        itself failed, after killing the running jobs whose results could not be kept."""
+        await self.store.attach_engine(self.id)
+        try:
+            config = await self.store.config()
+            await self.leases.recover(config)
+            keeper = asyncio.create_task(self.leases.keep(config), name="leases")
+            try:
+                await self._run_watched(keeper)
+            finally:
+                keeper.cancel()  # its failure, if it had one, was reported by _run_watched
+                await asyncio.gather(keeper, return_exceptions=True)
+        finally:
+            await self.store.detach_engine(self.id)
+
+    async def _run_watched(self, keeper: asyncio.Task[None]) -> None:
+        dispatcher = asyncio.create_task(self._dispatch(), name="dispatch")
+        await asyncio.wait({dispatcher, keeper}, return_when=asyncio.FIRST_COMPLETED)
+        if not dispatcher.done():  # the lease keeper died: our leases would lapse
+            reason = keeper.exception() if not keeper.cancelled() else "cancelled"
+            log.error("lease renewal stopped (%s); stopping the engine", reason)
+            self.stop(kill=True)
+            await asyncio.gather(dispatcher, return_exceptions=True)  # it sees the stop
+            self.stop(kill=True)  # and whatever its last claim started
+            await self._drain_tasks()
+            raise QueuectlError(f"the engine stopped: lease renewal failed ({reason})")
+        try:
+            dispatcher.result()
+        except QueuectlError:  # the queue itself failed: results cannot be kept
+            self.stop(kill=True)  # the caller reports the error, once
+            await self._drain_tasks()
+            raise
+        if self.running:
+            log.info(
+                "waiting for %d running job%s to finish",
+                len(self.running),
+                "" if len(self.running) == 1 else "s",
+            )
+        await self._drain_tasks()
+
+    async def _drain_tasks(self) -> None:
+        tasks = [slot.task for slot in self.running.values() if slot.task]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- claiming -----------------------------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        while not self.stopping:
+            self._wake.clear()
+            free = self.concurrency - self._busy
+            if free > 0 and not self.paused:
+                config = await self.store.config()
+                jobs = await self.store.claim(self.id, free, config.lease_time)
+                for job in jobs:
+                    crash_point("claim", job.command)
+                    self._start(job, config)
+                if len(jobs) == free:
+                    continue  # there may be more runnable jobs than there were slots
+                if self.until_empty and not self.running and await self._drained():
+                    log.info("queue is empty; engine exiting")
+                    return
+            await self._idle(full=free <= 0 or self.paused)
+
+    async def _drained(self) -> bool:
+        """Nothing runnable now and no failed job waiting for its retry."""
+        return await self.store.due_in(retries_only=True) is None
+
+    async def _idle(self, full: bool) -> None:
+        """Sleep until woken, until the next job is due, or until another process commits."""
+        if full:
+            await self._wake.wait()
+            return
+        due = await self.store.due_in()
+        timeout = MAX_IDLE if due is None else min(max(due, 0.0), MAX_IDLE)
+        woken = asyncio.ensure_future(self._wake.wait())
+        changed = asyncio.ensure_future(self.store.wait_for_change(timeout))
+        try:
+            await asyncio.wait({woken, changed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (woken, changed):
+                waiter.cancel()
+        if changed.done() and not changed.cancelled():
+            changed.result()  # re-raises the store's error
+
+    def _start(self, job: Job, config: Config) -> None:
+        slot = Slot(job, time.time())
+        self.running[job.id] = slot
+        self._busy += 1
+        slot.task = asyncio.create_task(self._execute(slot, config), name=f"job-{job.id}")
+        slot.task.add_done_callback(functools.partial(self._done, job.id))
+
+    def _release(self, slot: Slot) -> None:
+        """The job's process is over: its slot may run the next job while the outcome is
+        still being committed (with short jobs, waiting for the commit idles slots ~30%)."""
+        if not slot.released:
+            slot.released = True
+            self._busy -= 1
+            self.wake()
+
+    def _done(self, job_id: str, task: asyncio.Task[None]) -> None:
+        slot = self.running.pop(job_id, None)
+        if slot is not None:
+            self._release(slot)
+        self.wake()
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "job %s: the engine could not record its outcome: %s", job_id, task.exception()
+            )
+
+    async def _execute(self, slot: Slot, config: Config) -> None:
+        try:
+            outcome = await self.executor.run(slot, config)
+        finally:
+            self._release(slot)
+        crash_point("finish", slot.job.command)  # here, not in finish: recovery must not trip it
+        elapsed = time.time() - slot.started
+        try:
+            await asyncio.shield(self.executor.finish(slot.job, outcome, config, elapsed))
+        finally:
+            slot.output.close()

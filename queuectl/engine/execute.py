@@ -1,0 +1,157 @@
+"""Running one job: its environment, its process, its outcome, and the transition that follows.
+
+The engine never decides a job's next state itself: the outcome goes through
+states.next_state() and the store applies the result, guarded by the lease the job was claimed
+under; a refused result (the job was rescued meanwhile) is counted and logged, never forced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+from queuectl.backoff import retry_delay
+from queuectl.config import Config
+from queuectl.engine.events import EventKind, Events, JobEvent, OutputFanout
+from queuectl.engine.runner import JobProcess, SpawnError
+from queuectl.faults import crash_point
+from queuectl.models import Job, Outcome
+from queuectl.render import duration, local_time, shorten
+from queuectl.states import ErrorKind, JobState, KillReason, next_state
+from queuectl.store import Finish
+from queuectl.store.batching import GroupCommit
+
+log = logging.getLogger("queuectl.engine")
+
+
+@dataclass
+class Slot:
+    """A job this engine is running."""
+
+    job: Job
+    started: float
+    task: asyncio.Task[None] | None = None
+    process: JobProcess | None = None
+    kill_reason: KillReason | None = None
+    output: OutputFanout = field(default_factory=OutputFanout)
+    released: bool = False  # its process has ended; only the outcome is still being written
+
+    def kill(self, reason: KillReason) -> None:
+        self.kill_reason = self.kill_reason or reason
+        if self.process is not None:
+            self.process.kill(self.kill_reason)
+
+
+class Executor:
+    def __init__(self, engine_id: str, commits: GroupCommit, events: Events) -> None:
+        self.engine_id = engine_id
+        self.commits = commits
+        self.events = events
+        self.fenced = 0  # outcomes refused because the job was no longer ours
+        # Encoded once: encoding the whole environment for every job costs ~10% of a `true`.
+        self._environ = {os.fsencode(k): os.fsencode(v) for k, v in os.environ.items()}
+
+    def environment(self, job: Job) -> dict[bytes, bytes]:
+        return {
+            **self._environ,
+            **{os.fsencode(k): os.fsencode(v) for k, v in job.env.items()},
+            b"QUEUECTL_JOB_ID": job.id.encode(),
+            b"QUEUECTL_ATTEMPT": b"%d" % job.attempts,
+            b"QUEUECTL_ENGINE": self.engine_id.encode(),
+        }
+
+    async def run(self, slot: Slot, config: Config) -> Outcome:
+        """Run the job's process to its end; every way out leaves none of its group alive."""
+        job = slot.job
+        log.info(
+            "%s started (attempt %d/%d): %s",
+            job.id,
+            job.attempts,
+            job.max_retries + 1,
+            shorten(job.command),
+        )
+        self.events.publish(JobEvent(EventKind.STARTED, job.id, job.runs))
+        try:
+            process = await JobProcess.spawn(
+                job.command,
+                cwd=job.cwd,
+                env=self.environment(job),
+                output_limit=config.output_limit,
+                on_output=slot.output.publish,
+            )
+        except SpawnError as exc:
+            return Outcome(ErrorKind.SPAWN, error=str(exc))
+        slot.process = process
+        crash_point("spawn", job.command)
+        if slot.kill_reason:
+            process.kill(slot.kill_reason)
+        # The pid is written while the job runs: nothing may stand between spawn and wait(),
+        # which is what kills and reaps the process group on every way out.
+        pid_written = asyncio.ensure_future(self.commits.set_pid(job, process.pid))
+        outcome = await process.wait(job.timeout, config.kill_grace)
+        try:
+            await pid_written
+        except Exception as exc:  # only `status` and `show` lose the pid
+            log.warning("%s: could not record pid %d: %s", job.id, process.pid, exc)
+        return outcome
+
+    async def finish(
+        self, job: Job, outcome: Outcome, config: Config, elapsed: float
+    ) -> JobState | None:
+        """Apply the outcome; the job's new state, or None when it had moved on."""
+        delay = retry_delay(
+            job.attempts, config.backoff_base, config.backoff_max, config.backoff_jitter
+        )
+        transition = next_state(job, outcome, delay)
+        if not await self.commits.finish(Finish(job, transition, outcome)):
+            self.fenced += 1
+            self.events.publish(JobEvent(EventKind.FENCED, job.id, job.runs, elapsed=elapsed))
+            log.warning(
+                "%s: outcome of run %d not recorded: the job is no longer held by this engine",
+                job.id,
+                job.runs,
+            )
+            return None
+        self.events.publish(
+            JobEvent(
+                EventKind.FINISHED,
+                job.id,
+                job.runs,
+                state=transition.state,
+                error_kind=outcome.error_kind,
+                elapsed=elapsed,
+            )
+        )
+        _log_transition(job, transition.state, outcome, elapsed, delay)
+        return transition.state
+
+
+def _log_transition(
+    job: Job, state: JobState, outcome: Outcome, elapsed: float, delay: float
+) -> None:
+    took = duration(elapsed)
+    if state is JobState.COMPLETED:
+        log.info("%s completed in %s", job.id, took)
+    elif state is JobState.FAILED:
+        log.warning(
+            "%s failed after %s: %s; retry %d/%d at %s",
+            job.id,
+            took,
+            outcome.error,
+            job.attempts,
+            job.max_retries,
+            local_time(time.time() + delay),
+        )
+    elif state is JobState.DEAD:
+        log.error(
+            "%s dead after %d attempt%s: %s",
+            job.id,
+            job.attempts,
+            "" if job.attempts == 1 else "s",
+            outcome.error,
+        )
+    else:
+        log.warning("%s %s: %s", job.id, state.value, outcome.error)

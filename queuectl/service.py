@@ -1,0 +1,381 @@
+"""The queue's workflows, shared by every front end (the CLI now, a web dashboard next).
+
+A front end parses its input, calls one of these and renders the result; it never talks to the
+store or the engine itself, so that both front ends behave the same. Nothing here prints:
+failures are QueuectlError subclasses, progress goes to a callback, output to an iterator.
+
+Start-up cost matters (`queuectl enqueue` is called in loops), so the store, the control
+channel and the engine are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+from queuectl.config import Config, config_key, parse_config_value
+from queuectl.errors import BadInput, DuplicateJobId, QueuectlError
+from queuectl.models import Attempt, Job, JobSpec
+from queuectl.paths import LOCK_NAME, LOG_NAME, SOCKET_NAME, resolve_home
+from queuectl.specs import JobBatch
+from queuectl.states import CANCELABLE, JobState
+
+if TYPE_CHECKING:
+    from queuectl.engine.process import WorkerOptions
+    from queuectl.store import Progress, Store
+
+DB_ENV = "QUEUECTL_DB"
+#: how long after the engine's kill grace a canceled running job may take to be recorded
+CANCEL_SLACK = 10.0
+POLL = 0.05
+
+# --- where a queue is -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """A queue as its users name it. The home holds what belongs to the engine on this machine
+    (control socket, lock, log); `db` names the database when it is not the home's SQLite file,
+    since jobs may live elsewhere (another file now, a database server next)."""
+
+    home: Path
+    db: str | None = None
+
+    @classmethod
+    def locate(cls, home: str | None = None, db: str | None = None) -> Queue:
+        """From the options, falling back on the environment as documented for each."""
+        return cls(resolve_home(home), db or os.environ.get(DB_ENV) or None)
+
+    @property
+    def socket(self) -> Path:
+        return self.home / SOCKET_NAME
+
+    @property
+    def lock(self) -> Path:
+        return self.home / LOCK_NAME
+
+    @property
+    def log(self) -> Path:
+        return self.home / LOG_NAME
+
+    @asynccontextmanager
+    async def store(self, durable: bool = True) -> AsyncIterator[Store]:
+        """The store, closed however the caller leaves the block."""
+        from queuectl.store import open_store
+
+        store = await open_store(self.db or self.home, durable=durable)
+        try:
+            yield store
+        finally:
+            await store.close()
+
+
+# --- enqueueing -------------------------------------------------------------------------------
+
+
+async def enqueue(queue: Queue, spec: JobSpec) -> str:
+    """Store the job and wake an idle engine, so it starts now rather than at its next poll;
+    returns the job's id."""
+    async with queue.store() as store:
+        [new_id] = await store.enqueue([spec])
+    await wake(queue)
+    return new_id
+
+
+async def enqueue_batch(queue: Queue, batch: JobBatch, progress: Progress | None = None) -> int:
+    """All or none, in one transaction; `progress` is told how many jobs each step stored."""
+    async with queue.store() as store:
+        try:
+            await store.enqueue(batch.specs, progress=progress)
+        except DuplicateJobId as exc:
+            line = batch.line_of.get(exc.job_id, "?")
+            raise BadInput(f"{batch.source} line {line}: {exc}") from None
+    await wake(queue)
+    return len(batch.specs)
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+async def list_jobs(queue: Queue, state: JobState | None = None, limit: int = 50) -> list[Job]:
+    async with queue.store() as store:
+        return await store.list_jobs(state, limit)
+
+
+async def job_detail(queue: Queue, job_id: str) -> tuple[Job, list[Attempt]]:
+    async with queue.store() as store:
+        return await store.get(job_id), await store.attempts(job_id)
+
+
+class QueueStatus(NamedTuple):
+    counts: dict[JobState, int]
+    #: the engine's own report (running, pid, concurrency, running_jobs, ...), or what the
+    #: lock tells when it does not answer
+    engine: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"counts": {s.value: n for s, n in self.counts.items()}, "engine": self.engine}
+
+
+async def status(queue: Queue) -> QueueStatus:
+    async with queue.store() as store:
+        counts = await store.counts()
+    return QueueStatus(counts, await engine_status(queue))
+
+
+async def engine_status(queue: Queue) -> dict[str, Any]:
+    """Never raises for an absent or stuck engine: a status must show what it can."""
+    from queuectl.control.client import call
+    from queuectl.control.protocol import ControlError, NoEngine
+    from queuectl.lock import holder
+
+    try:
+        return {"running": True, **await call(queue.socket, "status", timeout=3.0)}
+    except NoEngine:
+        pid = holder(queue.lock)
+        return {
+            "running": pid is not None,
+            "pid": pid,
+            **({"error": "not answering on the control socket"} if pid else {}),
+        }
+    except ControlError as exc:
+        return {"running": True, "pid": None, "error": str(exc)}
+
+
+Stream = Literal["stdout", "stderr"]
+
+
+class Chunk(NamedTuple):
+    stream: Stream
+    data: bytes
+
+
+#: told before output whose start the store dropped (config key output-limit)
+TRUNCATED = b"[... earlier output truncated ...]\n"
+
+
+async def logs(
+    queue: Queue, job_id: str, run: int | None = None, follow: bool = False
+) -> AsyncGenerator[Chunk, None]:
+    """A job's output: the stored output of one attempt (`run`, default the latest), or with
+    `follow` the running attempt's live output until it ends.
+
+    A followed job that is not running, or that ends before its engine can stream it, gets its
+    stored output instead: the caller sees the output either way. A job not yet run is waited
+    for.
+    """
+    if follow and run is not None:
+        raise BadInput("--follow shows the running attempt; drop --attempt")
+    async with queue.store() as store:
+        if follow and await _started(store, job_id):
+            from queuectl.control.protocol import ControlError
+
+            try:
+                async for chunk in _live(queue, job_id):
+                    yield chunk
+                return
+            except ControlError:
+                pass  # it ended between our look and the engine's: show what was stored
+        attempts = await store.attempts(job_id)
+    chosen = _attempt(job_id, attempts, run)
+    outputs: tuple[tuple[Stream, bytes, bool], ...] = (
+        ("stdout", chosen.stdout, chosen.stdout_truncated),
+        ("stderr", chosen.stderr, chosen.stderr_truncated),
+    )
+    for stream, data, truncated in outputs:
+        if truncated:
+            yield Chunk(stream, TRUNCATED)
+        if data:
+            yield Chunk(stream, data)
+
+
+async def _started(store: Store, job_id: str) -> bool:
+    """Wait for the job's first run; then whether it is running."""
+    job = await store.get(job_id)
+    while job.state is JobState.PENDING and job.runs == 0:
+        await asyncio.sleep(0.1)
+        job = await store.get(job_id)
+    return job.state is JobState.PROCESSING
+
+
+async def _live(queue: Queue, job_id: str) -> AsyncIterator[Chunk]:
+    from queuectl.control.client import ControlClient
+
+    client = await ControlClient.connect(queue.socket)
+    async for reply in client.stream("follow", id=job_id):
+        if "stream" in reply:
+            stream: Stream = "stdout" if reply["stream"] == "stdout" else "stderr"
+            yield Chunk(stream, reply["data"].encode("utf-8", "surrogateescape"))
+        elif reply.get("overflowed"):
+            raise QueuectlError(
+                "fell too far behind the job's output; run `queuectl "
+                f"logs {job_id}` for the stored tail"
+            )
+
+
+def _attempt(job_id: str, attempts: Sequence[Attempt], run: int | None) -> Attempt:
+    if not attempts:
+        raise BadInput(f"job {job_id!r} has not run yet; see `queuectl show {job_id}`")
+    found = attempts[-1] if run is None else next((a for a in attempts if a.run == run), None)
+    if found is not None:
+        return found
+    raise BadInput(
+        f"job {job_id!r} has no attempt {run}; it has run "
+        f"{len(attempts)} time{'s' if len(attempts) != 1 else ''}"
+    )
+
+
+# --- changing jobs ----------------------------------------------------------------------------
+
+
+async def retry_dead(queue: Queue, job_ids: Sequence[str] | None) -> list[str]:
+    """Dead jobs back to pending (None: every dead job); returns the ids retried."""
+    async with queue.store() as store:
+        retried = await store.retry_dead(job_ids)
+    await wake(queue)
+    return retried
+
+
+_CANCELABLE = ", ".join(state.value for state in CANCELABLE) + " or running"
+
+
+async def cancel(queue: Queue, job_id: str) -> Job:
+    """A waiting job is canceled in the store; a running one is killed by its engine, and this
+    returns only once the engine has recorded it, so the caller can rely on the outcome."""
+    async with queue.store() as store:
+        job = await store.cancel(job_id)
+        if job.state is JobState.PROCESSING:
+            job = await _cancel_running(queue, store, job)
+    if job.state is not JobState.CANCELED:
+        raise BadInput(
+            f"job {job_id!r} is {job.state.value}; only {_CANCELABLE} jobs can be canceled"
+        )
+    return job
+
+
+async def _cancel_running(queue: Queue, store: Store, job: Job) -> Job:
+    from queuectl.control.protocol import ControlError
+
+    try:
+        await engine_call(queue, "cancel", id=job.id)
+    except ControlError as exc:
+        raise QueuectlError(
+            f"job {job.id!r} is running but its engine cannot be asked to cancel it: {exc}"
+        ) from None
+    deadline = time.monotonic() + (await store.config()).kill_grace + CANCEL_SLACK
+    while job.state is JobState.PROCESSING and time.monotonic() < deadline:
+        await asyncio.sleep(POLL)
+        job = await store.get(job.id)
+    return job
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+async def config(queue: Queue) -> Config:
+    async with queue.store() as store:
+        return await store.config()
+
+
+async def get_config(queue: Queue, name: str) -> Any:
+    config_key(name)  # an unknown key is refused before the queue is opened (or created)
+    return (await config(queue)).get(name)
+
+
+async def set_config(queue: Queue, name: str, text: str) -> Any:
+    """Parse by the key's own rules; returns the value as stored."""
+    value = parse_config_value(name, text)
+    async with queue.store() as store:
+        await store.set_config(name, value)
+    return value
+
+
+# --- the engine -------------------------------------------------------------------------------
+
+
+async def engine_call(queue: Queue, op: str, **args: Any) -> dict[str, Any]:
+    """One request to the running engine; the reply carries the engine's pid. Raises NoEngine
+    (a ControlError) when none runs."""
+    from queuectl.control.client import ControlClient
+
+    client = await ControlClient.connect(queue.socket)
+    reply = await client.request(op, **args)
+    return {"pid": client.engine_pid, **reply}
+
+
+async def wake(queue: Queue) -> None:
+    """Tell a running engine that work arrived; silent when none runs."""
+    from queuectl.control.client import try_wake
+
+    await try_wake(queue.socket)
+
+
+async def pause(queue: Queue) -> None:
+    await engine_call(queue, "pause")
+
+
+async def resume(queue: Queue) -> None:
+    await engine_call(queue, "resume")
+
+
+async def scale(queue: Queue, concurrency: int) -> None:
+    await engine_call(queue, "scale", concurrency=concurrency)
+
+
+class Stopping(NamedTuple):
+    pid: int | None
+    #: jobs the engine lets finish (or kills, with --now or after kill_after) before it exits
+    running: int
+
+
+async def stop_engine(queue: Queue, kill_after: float | None = None, now: bool = False) -> Stopping:
+    """Ask the engine to stop, without waiting (see wait_stopped), so that a caller can say
+    what the engine is waiting for meanwhile."""
+    from queuectl.lock import holder
+
+    reply = await engine_call(queue, "stop", kill_after=kill_after, now=now)
+    return Stopping(reply.get("pid") or holder(queue.lock), reply["running"])
+
+
+async def wait_stopped(queue: Queue, pid: int | None) -> None:
+    """The lock goes before the process has finished exiting: wait for both, so that a new
+    engine can start the moment this returns."""
+    from queuectl.lock import holder
+    from queuectl.procfs import alive
+
+    while holder(queue.lock) is not None or (pid is not None and pid > 0 and alive(pid)):
+        await asyncio.sleep(POLL)
+
+
+def engine_options(
+    queue: Queue,
+    concurrency: int | None = None,
+    *,
+    until_empty: bool = False,
+    quiet: bool = False,
+    loop: str = "asyncio",
+) -> WorkerOptions:
+    from queuectl.engine.process import WorkerOptions
+
+    return WorkerOptions(queue.home, queue.db, concurrency, until_empty, quiet, loop)
+
+
+async def start_detached(queue: Queue, options: WorkerOptions) -> int:
+    """Start the engine in the background once it answers; returns its pid."""
+    from queuectl.engine.daemon import start_detached as start
+
+    return await start(options, queue.log, queue.socket)
+
+
+def run_engine(options: WorkerOptions) -> int:
+    """Run the engine in this process until it stops; it needs an event loop of its own (uvloop
+    or asyncio), so call this outside any running loop."""
+    from queuectl.engine.process import run_worker
+
+    return run_worker(options)
