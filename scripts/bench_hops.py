@@ -23,8 +23,9 @@ from pathlib import Path
 from queuectl.models import Job, JobSpec, Outcome
 from queuectl.states import next_state
 from queuectl.store import Finish, PidUpdate
-from queuectl.store.sqlite import SqliteStore, finish_params
+from queuectl.store.sqlite import SqliteStore
 from queuectl.store.sqlite_db import SQL, job_of, pragma
+from queuectl.store.sqlite_engine import finish_params
 
 LEASE = 30.0
 

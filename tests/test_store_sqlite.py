@@ -55,7 +55,7 @@ class TestSqliteFile:
         store = await open_store(home)
         await store.close()
         with connect(db_path(home)) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             tables = {
                 row[0]
@@ -64,6 +64,9 @@ class TestSqliteFile:
             assert {"jobs", "attempts", "config"} <= tables
             assert "error_kind" in columns(conn, "jobs")
             assert "error_kind" in columns(conn, "attempts")
+            assert "label" in columns(conn, "jobs") and "output" in columns(conn, "attempts")
+            indexes = {row[1] for row in conn.execute("PRAGMA index_list(jobs)")}
+            assert "jobs_finished" in indexes
 
     async def test_the_file_is_private(self, home: Path) -> None:
         store = await open_store(home)

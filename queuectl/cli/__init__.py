@@ -18,7 +18,7 @@ from typing import NoReturn
 import asyncclick as click
 
 from queuectl import __version__
-from queuectl.cli import config, dlq, engine, jobs
+from queuectl.cli import config, dlq, engine, enqueue, inspect, listing, manage
 from queuectl.cli.options import queue_options
 from queuectl.errors import QueuectlError
 
@@ -30,7 +30,10 @@ async def cli() -> None:
     """queuectl: a durable background job queue for shell commands."""
 
 
-for command in (*jobs.COMMANDS, dlq.dlq, config.config, *engine.COMMANDS):
+for module in (enqueue, inspect, listing, manage, engine):
+    for command in module.COMMANDS:
+        cli.add_command(command)
+for command in (dlq.dlq, config.config):
     cli.add_command(command)
 
 

@@ -59,6 +59,15 @@ CREATE TABLE IF NOT EXISTS config (
 ALTER TABLE jobs ADD COLUMN error_kind TEXT;
 ALTER TABLE attempts ADD COLUMN error_kind TEXT
 
+-- name: schema_v3
+-- label: free text shown in listings and searched by `list --grep`; output: the attempt's
+-- stdout and stderr chunks in the order they were written (encoding in store/sqlite_output.py);
+-- jobs_finished serves purge and retention by age.
+ALTER TABLE jobs ADD COLUMN label TEXT;
+ALTER TABLE attempts ADD COLUMN output BLOB;
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at)
+    WHERE state IN ('completed', 'dead', 'canceled')
+
 -- name: insert_job
 INSERT INTO jobs (id, command, state, priority, max_retries, timeout, cwd, env,
                   created_at, updated_at, run_at, next_run_at)

@@ -22,7 +22,7 @@ from queuectl.errors import StorageError
 from queuectl.models import Attempt, Job
 from queuectl.states import CANCELABLE, RETRYABLE, RUNNABLE, ErrorKind, JobState
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30_000
 R = TypeVar("R")
 
@@ -32,17 +32,24 @@ def _states(states: Sequence[JobState]) -> str:
 
 
 def _load_sql() -> dict[str, str]:
-    text = resources.files("queuectl.store").joinpath("sqlite.sql").read_text()
-    blocks = re.split(r"^-- name: (\w+)\n", text, flags=re.MULTILINE)
+    """Every named block of every sqlite*.sql file of the package (one file per topic)."""
     sets = {
         "runnable": _states(RUNNABLE),
         "cancelable": _states(CANCELABLE),
         "retryable": _states(RETRYABLE),
     }
-    return {
-        name: body.strip() if name.startswith("schema_") else body.strip().format_map(sets)
-        for name, body in zip(blocks[1::2], blocks[2::2], strict=True)
-    }
+    sql: dict[str, str] = {}
+    files = resources.files("queuectl.store")
+    for name in sorted(entry.name for entry in files.iterdir()):
+        if not (name.startswith("sqlite") and name.endswith(".sql")):
+            continue
+        blocks = re.split(r"^-- name: (\w+)\n", files.joinpath(name).read_text(), flags=re.M)
+        for block, body in zip(blocks[1::2], blocks[2::2], strict=True):
+            if block in sql:
+                raise RuntimeError(f"SQL block {block!r} is defined twice ({name})")
+            text = body.strip()
+            sql[block] = text if block.startswith("schema_") else text.format_map(sets)
+    return sql
 
 
 SQL = _load_sql()

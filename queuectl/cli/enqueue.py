@@ -1,19 +1,17 @@
-"""Commands about jobs: enqueue, list, show, cancel, logs, and the queue's status."""
+"""`queuectl enqueue`: one job, a file of JSON lines, or one job per input line."""
 
 from __future__ import annotations
 
 import os
 import sys
 from collections.abc import Callable
-from contextlib import aclosing
-from typing import Any, TextIO
+from typing import Any
 
 import asyncclick as click
 
-from queuectl import render, service, specs
-from queuectl.cli.options import current_queue, json_option, queue_options
+from queuectl import service, specs
+from queuectl.cli.options import current_queue, queue_options
 from queuectl.errors import BadInput
-from queuectl.states import JobState
 
 #: a progress bar is worth drawing from this many jobs on
 PROGRESS_FROM = 10_000
@@ -98,78 +96,4 @@ class _progress:
             self.bar.stop()
 
 
-@click.command()
-@json_option
-@queue_options
-async def status(as_json: bool) -> None:
-    """Jobs per state, and the running engine with its jobs."""
-    report = await service.status(current_queue())
-    if as_json:
-        render.print_json(report.as_dict())
-    else:
-        render.status(report.counts, report.engine)
-
-
-@click.command(name="list")
-@click.option("--state", help="Only jobs in this state.")
-@click.option("--limit", type=click.IntRange(1, 1_000_000), default=50, show_default=True)
-@json_option
-@queue_options
-async def list_(state: str | None, limit: int, as_json: bool) -> None:
-    """Jobs, newest first."""
-    wanted = JobState.parse(state) if state else None
-    jobs = await service.list_jobs(current_queue(), wanted, limit)
-    if as_json:
-        render.print_json([render.job_dict(job) for job in jobs])
-    else:
-        render.jobs_table(jobs)
-
-
-@click.command()
-@click.argument("job_id")
-@json_option
-@queue_options
-async def show(job_id: str, as_json: bool) -> None:
-    """Every field of a job, and its attempts."""
-    job, attempts = await service.job_detail(current_queue(), job_id)
-    if as_json:
-        render.print_json(
-            {**render.job_dict(job), "history": [render.attempt_dict(a) for a in attempts]}
-        )
-    else:
-        render.job_detail(job, attempts)
-
-
-@click.command()
-@click.argument("job_id")
-@queue_options
-async def cancel(job_id: str) -> None:
-    """Cancel a job: a waiting one at once, a running one by killing its process group."""
-    await service.cancel(current_queue(), job_id)
-    click.echo(f"canceled {job_id}")
-
-
-@click.command()
-@click.argument("job_id")
-@click.option("--attempt", type=click.IntRange(1), help="Which run (default: the latest).")
-@click.option(
-    "-f", "--follow", is_flag=True, help="Stream a running job's output live until it ends."
-)
-@queue_options
-async def logs(job_id: str, attempt: int | None, follow: bool) -> None:
-    """Print a job's captured stdout and stderr."""
-    streams = {"stdout": sys.stdout, "stderr": sys.stderr}
-    async with aclosing(service.logs(current_queue(), job_id, attempt, follow)) as chunks:
-        async for chunk in chunks:
-            _write(streams[chunk.stream], chunk.data)
-
-
-def _write(stream: TextIO, data: bytes) -> None:
-    """Raw bytes, as the job wrote them; flushed so that stdout and stderr interleave as they
-    came when both go to one terminal."""
-    stream.flush()
-    stream.buffer.write(data)
-    stream.flush()
-
-
-COMMANDS = (enqueue, status, list_, show, cancel, logs)
+COMMANDS = (enqueue,)

@@ -1,0 +1,146 @@
+"""The engine's side of the SQLite store: attach, claim, leases, finishing, orphans, waiting.
+
+One engine per database file: an engine attaches by taking a lock next to the file that the
+kernel drops when its process dies, so while attached, every job leased by another owner is
+known to be an orphan, with no need to wait for its lease to run out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from queuectl.lock import EngineLock
+from queuectl.models import Job
+from queuectl.store import Finish, PidUpdate
+from queuectl.store.sqlite_base import SqliteBase, translated
+from queuectl.store.sqlite_db import SQL, job_of, pragma
+
+CHANGE_POLL = 0.05  # seconds between looks at data_version while waiting for a change
+
+
+class SqliteEngineOps(SqliteBase):
+    async def attach_engine(self, engine_id: str) -> None:
+        lock = EngineLock(self.path.with_name(self.path.name + ".lock"))
+        lock.acquire()
+        self._engine_lock = lock
+
+    async def detach_engine(self, engine_id: str) -> None:
+        if self._engine_lock is not None:
+            self._engine_lock.release()
+            self._engine_lock = None
+
+    @translated
+    async def claim(self, owner: str, limit: int, lease: float) -> list[Job]:
+        self._check_file()
+        now = self.now()
+        # data_version first: a commit by another process after this read wakes the engine
+        self._version = await pragma(self._conn, "data_version")
+        due = (await self._rows("count_due", {"now": now, "limit": limit}))[0][0]
+        if not due:
+            return []  # the common idle case costs no write transaction
+        params = {"owner": owner, "until": now + lease, "now": now, "limit": due}
+
+        def claim_due(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            rows = conn.execute(SQL["claim"], params).fetchall()
+            conn.executemany(
+                SQL["insert_attempt"], [(row["id"], row["runs"], owner, now) for row in rows]
+            )
+            return rows
+
+        jobs = [job_of(row) for row in await self._transact(claim_due)]
+        jobs.sort(key=lambda job: (-job.priority, job.next_run_at, job.id))
+        return jobs
+
+    @translated
+    async def renew_leases(self, owner: str, lease: float) -> None:
+        self._check_file()
+        async with self._write() as conn:
+            await conn.execute(SQL["renew_leases"], {"owner": owner, "until": self.now() + lease})
+
+    @translated
+    async def finish_many(
+        self, finishes: Sequence[Finish], pids: Sequence[PidUpdate] = ()
+    ) -> list[bool]:
+        now = self.now()
+        pid_params = [
+            {"pid": p.pid, "id": p.job.id, "owner": p.job.lease_owner, "run": p.job.runs}
+            for p in pids
+        ]
+        params = [finish_params(finish, now) for finish in finishes]
+
+        def apply_all(conn: sqlite3.Connection) -> list[bool]:
+            if pid_params:
+                conn.executemany(SQL["set_pid"], pid_params)
+            if not params:
+                return []
+            if conn.executemany(SQL["finish_job"], params).rowcount != len(params):
+                raise _Partial  # some job moved on: roll back, then apply one by one
+            conn.executemany(SQL["finish_attempt"], params)
+            return [True] * len(params)
+
+        def apply_each(conn: sqlite3.Connection) -> list[bool]:
+            conn.executemany(SQL["set_pid"], pid_params)
+            applied = [conn.execute(SQL["finish_job"], p).rowcount == 1 for p in params]
+            conn.executemany(
+                SQL["finish_attempt"], [p for p, ok in zip(params, applied, strict=True) if ok]
+            )
+            return applied
+
+        try:
+            return await self._transact(apply_all)
+        except _Partial:
+            return await self._transact(apply_each)
+
+    @translated
+    async def orphans(self, owner: str) -> list[Job]:
+        name = "orphans_all" if self._engine_lock is not None else "orphans_expired"
+        return [job_of(row) for row in await self._rows(name, {"owner": owner, "now": self.now()})]
+
+    @translated
+    async def due_in(self, retries_only: bool = False) -> float | None:
+        rows = await self._rows("next_retry" if retries_only else "next_due")
+        due = rows[0][0] if rows else None
+        return None if due is None else due - self.now()
+
+    @translated
+    async def wait_for_change(self, timeout: float) -> bool:
+        """PRAGMA data_version moves when another connection commits; it is polled, as
+        SQLite has no notification across processes."""
+        self._check_file()
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(CHANGE_POLL, left))
+            version = await pragma(self._conn, "data_version")
+            if version != self._version:
+                self._version = version
+                return True
+        return False
+
+
+class _Partial(Exception):
+    """A guarded update in a group commit matched no row."""
+
+
+def finish_params(finish: Finish, now: float) -> dict[str, Any]:
+    job, transition, outcome = finish.job, finish.transition, finish.outcome
+    return {
+        "id": job.id,
+        "owner": job.lease_owner,
+        "run": job.runs,
+        "from_state": transition.from_state.value,
+        "state": transition.state.value,
+        "attempts": transition.attempts,
+        "due_in": transition.due_in,
+        "now": now,
+        "exit_code": outcome.exit_code,
+        "error": outcome.error,
+        "error_kind": None if outcome.error_kind is None else outcome.error_kind.value,
+        "stdout": outcome.stdout,
+        "stderr": outcome.stderr,
+        "stdout_truncated": outcome.stdout_truncated,
+        "stderr_truncated": outcome.stderr_truncated,
+    }
