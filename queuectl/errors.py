@@ -30,6 +30,11 @@ class StorageError(QueuectlError):
     """The queue's database cannot be opened or used."""
 
 
+class QueueMissing(StorageError):
+    """A command that only reads was pointed at a queue that does not exist: a typo in --home
+    or --db must not silently create a new, empty queue."""
+
+
 class EngineRunning(QueuectlError):
     exit_code = 2
 

@@ -65,11 +65,12 @@ class Queue:
         return self.home / LOG_NAME
 
     @asynccontextmanager
-    async def store(self, durable: bool = True) -> AsyncIterator[Store]:
-        """The store, closed however the caller leaves the block."""
+    async def store(self, durable: bool = True, create: bool = True) -> AsyncIterator[Store]:
+        """The store, closed however the caller leaves the block; create=False for a command
+        that only reads (it says the queue does not exist instead of creating it)."""
         from queuectl.store import open_store
 
-        store = await open_store(self.db or self.home, durable=durable)
+        store = await open_store(self.db or self.home, durable=durable, create=create)
         try:
             yield store
         finally:

@@ -131,15 +131,16 @@ def sqlite_path(target: str | Path) -> Path:
 
 
 async def open_store(
-    target: str | Path, *, durable: bool = True, clock: Clock | None = None
+    target: str | Path, *, durable: bool = True, clock: Clock | None = None, create: bool = True
 ) -> Store:
     """Open (creating if needed) the queue that `target` names: a home directory, or a
     database URL (sqlite:///PATH).
 
     durable=True makes each commit survive power loss; the engine opens with False, as losing
     its last state update to a power cut only makes a job run again. `clock` replaces the
-    store's clock (tests).
+    store's clock (tests). create=False raises QueueMissing instead of creating a queue
+    that does not exist (for commands that only read).
     """
     from queuectl.store.sqlite import SqliteStore
 
-    return await SqliteStore.open(sqlite_path(target), durable=durable, clock=clock)
+    return await SqliteStore.open(sqlite_path(target), durable=durable, clock=clock, create=create)

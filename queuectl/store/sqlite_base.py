@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, Self, TypeVar, cast
 import aiosqlite
 
 from queuectl.config import Config
-from queuectl.errors import StorageError
+from queuectl.errors import QueueMissing, StorageError
 from queuectl.lock import EngineLock
 from queuectl.paths import ensure_home
 from queuectl.store import Clock
@@ -57,7 +57,17 @@ class SqliteBase:
         self._version = 0  # data_version when the queue was last read for due jobs
 
     @classmethod
-    async def open(cls, path: Path, *, durable: bool = True, clock: Clock | None = None) -> Self:
+    async def open(
+        cls, path: Path, *, durable: bool = True, clock: Clock | None = None, create: bool = True
+    ) -> Self:
+        if not create and not path.is_file():
+            where = path.parent
+            if where.exists() and not where.is_dir():
+                raise QueueMissing(f"queue home {str(where)!r} is not a directory; check --home")
+            raise QueueMissing(
+                f"no queue at {str(path)!r}: nothing was ever enqueued there; check --home "
+                "or --db (a command that only reads never creates a queue)"
+            )
         ensure_home(path.parent)
         store = cls(path, await connect(path, durable), clock or time.time)
         store._version = await pragma(store._conn, "data_version")
