@@ -7,30 +7,14 @@ CLI read a Config dataclass, never strings.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from queuectl.errors import BadInput
-from queuectl.specs import parse_duration
+from queuectl.specs import format_duration, parse_duration, parse_size
 
 # --- config keys ------------------------------------------------------------------------------
-
-_SIZE = re.compile(r"^\s*(\d{1,20})\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {
-    None: 1,
-    "b": 1,
-    "k": 1024,
-    "kb": 1000,
-    "kib": 1024,
-    "m": 1024**2,
-    "mb": 1000**2,
-    "mib": 1024**2,
-    "g": 1024**3,
-    "gb": 1000**3,
-    "gib": 1024**3,
-}
 
 
 def _integer(low: int, high: int) -> Callable[[str], int]:
@@ -58,8 +42,9 @@ def _number(
             raise BadInput(f"expected {what}, not {text!r}") from None
         too_low = value <= low if low_open else value < low
         if not math.isfinite(value) or too_low or value > high:
-            bound = f"more than {low:g}" if low_open else f"at least {low:g}"
-            raise BadInput(f"expected {what}, {bound} and at most {high:g}, not {text!r}")
+            shown = format_duration if duration else "{:g}".format
+            bound = f"more than {shown(low)}" if low_open else f"at least {shown(low)}"
+            raise BadInput(f"expected {what}, {bound} and at most {shown(high)}, not {text!r}")
         return value
 
     return parse
@@ -73,13 +58,8 @@ def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def _size(text: str) -> int:
-    match = _SIZE.match(text)
-    if not match:
-        raise BadInput(f"expected a size in bytes like 65536, 64KiB or 1MiB, not {text!r}")
-    value = int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower() or None]
-    if value > 1024**3:
-        raise BadInput(f"expected a size of at most 1GiB, not {text!r}")
-    return value
+    """specs.parse_size: k, kB, MB are decimal (1000), KiB, MiB binary (1024)."""
+    return parse_size(text, maximum=1024**3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +76,8 @@ class Config:
     output_limit: int = 1024**2
     kill_grace: float = 5.0
     lease_time: float = 30.0
+    retention: float | None = None  # None: keep finished jobs
+    output_retention: float | None = None  # None: keep attempts' output
 
     @classmethod
     def from_stored(cls, values: Mapping[str, Any]) -> Config:
@@ -161,6 +143,16 @@ CONFIG_KEYS: dict[str, ConfigKey] = {
             "lease-time",
             _number(2, 86400, duration=True),
             "seconds an engine holds a job before another may rescue it",
+        ),
+        ConfigKey(
+            "retention",
+            _optional(_number(0, 100 * 365 * 86400, duration=True, low_open=True)),
+            "the engine purges finished jobs older than this (none: keep them)",
+        ),
+        ConfigKey(
+            "output-retention",
+            _optional(_number(0, 100 * 365 * 86400, duration=True, low_open=True)),
+            "the engine drops the output of attempts older than this (none: keep it)",
         ),
     )
 }

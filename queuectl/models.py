@@ -7,8 +7,27 @@ every rule about states in states.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
 
 from queuectl.states import ErrorKind, JobState, OutcomeKind, outcome_kind
+
+Stream = Literal["stdout", "stderr"]
+
+
+class Chunk(NamedTuple):
+    """A piece of an attempt's output: what one stream wrote, in its place among the others."""
+
+    stream: Stream
+    data: bytes
+
+
+def in_order(output: tuple[Chunk, ...] | None, stdout: bytes, stderr: bytes) -> tuple[Chunk, ...]:
+    """The output in the order it was written; where that order is unknown (an attempt stored
+    before it was recorded, an outcome built from the two streams alone), stdout then stderr."""
+    if output is not None:
+        return output
+    both = (Chunk("stdout", stdout), Chunk("stderr", stderr))
+    return tuple(chunk for chunk in both if chunk.data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +42,7 @@ class JobSpec:
     timeout: float | None = None
     run_at: float | None = None
     env: dict[str, str] = field(default_factory=dict)
+    label: str | None = None  # free text for people: shown in listings, found by list --grep
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +69,7 @@ class Job:
     lease_expires_at: float | None
     pid: int | None
     error_kind: ErrorKind | None = None  # of the last attempt that did not succeed
+    label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +86,16 @@ class Attempt:
     stdout_truncated: bool
     stderr_truncated: bool
     error_kind: ErrorKind | None = None
+    #: both streams' chunks in the order written (stdout and stderr are their bytes per stream);
+    #: None for an attempt stored without the order
+    output: tuple[Chunk, ...] | None = None
 
     @property
     def duration(self) -> float | None:
         return None if self.finished_at is None else self.finished_at - self.started_at
+
+    def chunks(self) -> tuple[Chunk, ...]:
+        return in_order(self.output, self.stdout, self.stderr)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +109,14 @@ class Outcome:
     stderr: bytes = b""
     stdout_truncated: bool = False
     stderr_truncated: bool = False
+    #: both streams' chunks in the order written; None: only stdout and stderr are known
+    output: tuple[Chunk, ...] | None = None
+    #: the failure will not go away by itself (the job's cwd is gone): no retry is worth it
+    permanent: bool = False
 
     @property
     def kind(self) -> OutcomeKind:
         return outcome_kind(self.error_kind)
+
+    def chunks(self) -> tuple[Chunk, ...]:
+        return in_order(self.output, self.stdout, self.stderr)

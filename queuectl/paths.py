@@ -31,6 +31,10 @@ def ensure_home(home: Path) -> Path:
     try:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         info = home.lstat()
+    except FileExistsError:  # something that is no directory (mkdir's exist_ok is for those)
+        raise QueuectlError(
+            f"queue home {str(home)!r} is not a directory; pick another --home"
+        ) from None
     except OSError as exc:
         raise QueuectlError(f"cannot create queue home {str(home)!r}: {exc.strerror}") from None
     if not stat.S_ISDIR(info.st_mode):

@@ -6,6 +6,7 @@ draw a table, so that `queuectl enqueue` starts fast.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -19,6 +20,8 @@ from queuectl.states import JobState
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from queuectl.engine.status import EngineReport
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -38,7 +41,10 @@ STATE_STYLE = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
 def iso(ts: float | None) -> str | None:
+    """Cached: a job's times repeat (created, run at, next run), and a million-row `list
+    --json` formats seven of them per row."""
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
@@ -94,6 +100,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         "exit_code": job.exit_code,
         "last_error": job.last_error,
         "error_kind": job.error_kind.value if job.error_kind else None,
+        "label": job.label,
         "lease_owner": job.lease_owner,
         "lease_expires_at": iso(job.lease_expires_at),
         "pid": job.pid,
@@ -188,49 +195,52 @@ def jobs_table(jobs: Sequence[Job], title: str | None = None) -> None:
 
 
 def counts_table(counts: dict[JobState, int], extra: Iterable[tuple[str, str]] = ()) -> None:
-    from rich.table import Table
+    """Plain text, not rich (render_plain): `status` is the command run in loops."""
+    from queuectl import render_plain
 
-    table = Table(box=None, show_header=False, padding=(0, 2, 0, 0))
-    table.add_column(justify="left")
-    table.add_column(justify="right")
-    for state, count in counts.items():
-        table.add_row(_state(state), str(count))
-    out = console()
-    out.print(table)
+    rows = [(state.value, str(count)) for state, count in counts.items()]
+    render_plain.table(sys.stdout, rows, right={1}, states=list(counts), indent="")
     for label, value in extra:
-        out.print(f"{label}: {value}")
+        sys.stdout.write(f"{label}: {printable(value)}\n")
 
 
-def status(counts: dict[JobState, int], engine: dict[str, Any]) -> None:
-    from rich.table import Table
+def plural(count: int, noun: str) -> str:
+    """`1 worker`, `2 workers`: every count shown to people goes through this."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
-    if not engine["running"]:
+
+def status(counts: dict[JobState, int], paused: bool, engine: EngineReport) -> None:
+    from queuectl import render_plain
+
+    if not engine.running:
         line = "not running"
-    elif "concurrency" not in engine:
-        line = f"running (pid {engine.get('pid') or '?'}), {engine.get('error', '')}"
+    elif not engine.answered:
+        line = f"running (pid {engine.pid or '?'}), {engine.error or 'not answering'}"
     else:
-        flags = "".join(f", {flag}" for flag in ("paused", "stopping") if engine[flag])
+        stopping = ", stopping" if engine.stopping else ""
         line = (
-            f"running (pid {engine['pid']}, up {duration(engine['uptime'])}, "
-            f"{engine['concurrency']} workers{flags}); since start: {engine['completed']} "
-            f"completed, {engine['failed']} failed"
+            f"running (pid {engine.pid}, up {duration(engine.uptime)}, "
+            f"{plural(engine.concurrency or 0, 'worker')}{stopping}); since start: "
+            f"{engine.completed} completed, {engine.failed} failed"
         )
-    counts_table(counts, [("engine", line)])
-    running = engine.get("running_jobs") or []
-    if not running:
+    extra = [("engine", line)]
+    if paused:
+        extra.insert(0, ("queue", "paused: no job starts until `queuectl resume`"))
+    counts_table(counts, extra)
+    if not engine.running_jobs:
         return
-    table = Table(title="running", title_justify="left", box=None, header_style="bold")
-    for name in ("ID", "ATTEMPT", "ELAPSED", "PID", "COMMAND"):
-        table.add_column(name, no_wrap=True, overflow="ellipsis")
-    for job in running:
-        table.add_row(
-            _text(job["id"]),
-            str(job["attempt"]),
-            duration(job["elapsed"]),
-            str(job["pid"] or "-"),
-            _text(shorten(job["command"])),
+    rows = [
+        (
+            printable(job.id),
+            str(job.attempt),
+            duration(job.elapsed),
+            str(job.pid or "-"),
+            printable(shorten(job.command)),
         )
-    console().print(table)
+        for job in engine.running_jobs
+    ]
+    headers = ("ID", "ATTEMPT", "ELAPSED", "PID", "COMMAND")
+    render_plain.table(sys.stdout, rows, headers, title="running")
 
 
 def job_detail(job: Job, attempts: Sequence[Attempt]) -> None:
@@ -245,6 +255,7 @@ def job_detail(job: Job, attempts: Sequence[Attempt]) -> None:
         ("id", _text(job.id)),
         ("state", _state(job.state)),
         ("command", _text(job.command)),
+        ("label", _text(job.label or "-")),
         ("cwd", _text(job.cwd)),
         ("env", _text(" ".join(f"{k}={v}" for k, v in job.env.items())) or "-"),
         ("priority", str(job.priority)),

@@ -1,4 +1,5 @@
-"""Parsing and validation of job specs (JSON and command-line shorthand), durations and times.
+"""Parsing and validation of job specs (JSON and command-line shorthand); the units they use
+(durations, sizes, times) are parsed in units.py and re-exported here.
 
 Pure (no I/O) so it can be unit-tested and fuzzed; anything that is not a valid spec raises
 BadInput with a message that names the field, and never anything else.
@@ -9,58 +10,39 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
-import secrets
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, NamedTuple
 
 from queuectl.errors import BadInput
 from queuectl.models import JobSpec
 
+# The units live in their own module; they are re-exported here, where callers look for parsers.
+from queuectl.units import MAX_DURATION as MAX_DURATION
+from queuectl.units import format_duration as format_duration
+from queuectl.units import format_size as format_size
+from queuectl.units import parse_duration as parse_duration
+from queuectl.units import parse_moment as parse_moment
+from queuectl.units import parse_size as parse_size
+from queuectl.units import parse_time as parse_time
+from queuectl.units import shown as shown
+
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lowercase
 MAX_COMMAND_BYTES = 128 * 1024
-MAX_DURATION = 100 * 365 * 86400.0
-_LATEST_TIME = 253370764800.0  # 9999-01-01T00:00:00Z: every accepted time can be shown
+MAX_TIMEOUT = 10 * 365 * 86400.0
+MAX_LABEL = 200  # characters: a label is shown on one line of a listing
 
 
 def new_job_id() -> str:
     """12 random base32 characters (60 bits): short to type, collision-free at millions of jobs."""
-    bits = secrets.randbits(60)
+    # os.urandom, as secrets does, without importing secrets (hmac, hashlib, random): ~2 ms of
+    # every `enqueue` start-up.
+    bits = int.from_bytes(os.urandom(8)) >> 4
     return "".join(_ID_ALPHABET[(bits >> shift) & 31] for shift in range(55, -5, -5))
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(text: str) -> float:
-    """'30s', '5m', '2h', '1.5d', '250ms' or a bare number of seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise BadInput(f"invalid duration {text!r}; use a number with a unit, like 30s, 5m or 2h")
-    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if not math.isfinite(seconds) or seconds > MAX_DURATION:
-        raise BadInput(f"duration {text!r} is too long; use at most 100 years")
-    return seconds
-
-
-def parse_time(text: str) -> float:
-    """An ISO 8601 time that names its timezone, as a POSIX timestamp."""
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise BadInput(
-            f"invalid time {text!r}; use ISO 8601 with a timezone, like 2026-01-31T09:00:00+00:00"
-        ) from None
-    if moment.tzinfo is None:
-        raise BadInput(f"time {text!r} has no timezone; add one, like +00:00 or Z")
-    stamp = moment.timestamp()
-    if not 0 <= stamp < _LATEST_TIME:
-        raise BadInput(f"time {text!r} is out of range; use a time from 1970 to 9998")
-    return stamp
 
 
 def validate_id(value: Any) -> str:
@@ -104,10 +86,19 @@ def validate_int(name: str, value: Any, minimum: int | None = None) -> int:
 
 
 def validate_timeout(value: Any) -> float:
+    """Seconds as a JSON number, or a duration string as on the command line (`"5m"`)."""
+    if isinstance(value, str):
+        try:
+            value = parse_duration(value, MAX_TIMEOUT)
+        except BadInput as exc:
+            raise BadInput(f"'timeout': {exc}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadInput(f"'timeout' must be a number of seconds, not {_type_name(value)}")
-    if value > 10 * 365 * 86400:  # before float(): a huge int would overflow
-        raise BadInput(f"'timeout' is out of range: {value}; use at most ten years")
+        raise BadInput(
+            f"'timeout' must be a number of seconds or a duration like \"5m\", "
+            f"not {_type_name(value)}"
+        )
+    if value > MAX_TIMEOUT:  # before float(): a huge int would overflow
+        raise BadInput(f"'timeout' is too long; use at most {format_duration(MAX_TIMEOUT)}")
     if not math.isfinite(value) or value <= 0:
         raise BadInput(f"'timeout' must be a positive number of seconds, not {value}")
     return float(value)
@@ -134,16 +125,38 @@ def validate_cwd(value: Any) -> str:
     return value
 
 
-_FIELDS = frozenset({"id", "command", "max_retries", "priority", "timeout", "run_at", "cwd", "env"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def validate_label(value: Any) -> str:
+    """Free text shown on a listing's one line per job, and searched by `list --grep`."""
+    if not isinstance(value, str):
+        raise BadInput(f"'label' must be a string, not {_type_name(value)}")
+    if not value.strip():
+        raise BadInput("'label' is empty; give some text or leave it out")
+    if _CONTROL.search(value):
+        raise BadInput("'label' holds a control character (a newline, a tab); use one line of text")
+    if len(value) > MAX_LABEL:
+        raise BadInput(f"'label' is longer than {MAX_LABEL} characters; shorten it")
+    _require_utf8("label", value)
+    return value
+
+
+_FIELDS = frozenset(
+    {"id", "command", "max_retries", "priority", "timeout", "run_at", "cwd", "env", "label"}
+)
 
 
 def parse_job_json(text: str, default_cwd: str) -> JobSpec:
     """Parse one job from JSON text; raises BadInput, never anything else, for any input."""
+    return spec_from_dict(_load_json(text), default_cwd)
+
+
+def _load_json(text: str) -> Any:
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise BadInput(f"invalid JSON: {exc}") from None
-    return spec_from_dict(data, default_cwd)
 
 
 def spec_from_dict(data: Any, default_cwd: str) -> JobSpec:
@@ -172,6 +185,7 @@ def spec_from_dict(data: Any, default_cwd: str) -> JobSpec:
         timeout=validate_timeout(data["timeout"]) if data.get("timeout") is not None else None,
         run_at=parse_time(run_at) if run_at is not None else None,
         env=validate_env(data["env"]) if data.get("env") is not None else {},
+        label=validate_label(data["label"]) if data.get("label") is not None else None,
     )
 
 
@@ -193,7 +207,8 @@ def _type_name(value: Any) -> str:
 @dataclass(frozen=True, slots=True)
 class Shorthand:
     """A job's options as typed on a command line: durations and times still text, so that
-    their errors name what the user wrote."""
+    their errors name what the user wrote. `cwd` is absolute and `env` resolved (see
+    env_options) by the caller, which knows the shell's directory and environment."""
 
     job_id: str | None = None
     max_retries: int | None = None
@@ -201,6 +216,9 @@ class Shorthand:
     timeout: str | None = None
     run_at: str | None = None
     delay: str | None = None
+    cwd: str | None = None
+    env: dict[str, str] | None = None
+    label: str | None = None
 
     @property
     def given(self) -> bool:
@@ -209,24 +227,79 @@ class Shorthand:
 
 def shorthand_spec(command: str, cwd: str, options: Shorthand) -> JobSpec:
     """Validated by the same rules as a JSON job, so both forms accept and refuse alike."""
+    return _with_options({"command": command}, cwd, options)
+
+
+def job_from_args(args: Sequence[str], cwd: str, options: Shorthand) -> JobSpec:
+    """`enqueue`'s arguments: one JSON job, or the words of a shell command.
+
+    Options given with a JSON job override its fields of the same name (`--env` adds to its
+    env, a name in both taking the option's value; `--run-at` or `--delay` replaces its
+    run_at), so a job kept as JSON can be varied per call. Anything else that looks like JSON
+    is refused rather than run as a command that begins with `{"`.
+    """
+    if not args:
+        raise BadInput("nothing to enqueue; give a JSON job, `-- COMMAND...` or --file PATH")
+    if len(args) == 1 and args[0].lstrip().startswith("{"):
+        return _with_options(_load_json(args[0]), cwd, options)
+    if is_json_object(args[0]):
+        if any(is_json_object(arg) for arg in args[1:]):
+            raise BadInput("one JSON job per argument list; use --file for several")
+        raise BadInput(
+            "a JSON job takes no command words after it; put the command in its 'command' field"
+        )
+    return shorthand_spec(" ".join(args), cwd, options)
+
+
+def is_json_object(text: str) -> bool:
+    if not text.lstrip().startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def _with_options(data: Any, cwd: str, options: Shorthand) -> JobSpec:
     if options.run_at is not None and options.delay is not None:
         raise BadInput("give --run-at or --delay, not both")
-    data: dict[str, Any] = {
-        "command": command,
-        "id": options.job_id,
-        "max_retries": options.max_retries,
-        "priority": options.priority or 0,
-    }
-    if options.timeout is not None:
-        data["timeout"] = parse_duration(options.timeout)
-    spec = spec_from_dict(data, cwd)
-    if options.run_at:
-        when: float | None = parse_time(options.run_at)
-    elif options.delay:
-        when = time.time() + parse_duration(options.delay)
-    else:
-        when = None
-    return dataclasses.replace(spec, run_at=when)
+    if not isinstance(data, dict):
+        raise BadInput(f"a job must be a JSON object, not {_type_name(data)}")
+    merged = dict(data)
+    for name, value in (
+        ("id", options.job_id),
+        ("max_retries", options.max_retries),
+        ("priority", options.priority),
+        ("timeout", options.timeout),
+        ("cwd", options.cwd),
+        ("label", options.label),
+    ):
+        if value is not None:
+            merged[name] = value
+    if options.env is not None:
+        own = merged.get("env")
+        merged["env"] = {**(validate_env(own) if own is not None else {}), **options.env}
+    if options.run_at is not None or options.delay is not None:
+        merged.pop("run_at", None)
+    spec = spec_from_dict(merged, cwd)
+    if options.run_at is not None:
+        return dataclasses.replace(spec, run_at=parse_time(options.run_at))
+    if options.delay is not None:
+        return dataclasses.replace(spec, run_at=time.time() + parse_duration(options.delay))
+    return spec
+
+
+def env_options(items: Sequence[str], environ: Mapping[str, str]) -> dict[str, str] | None:
+    """`--env KEY=VALUE`, or `--env KEY` for the value KEY has in `environ` (this shell's)."""
+    env: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            if key not in environ:
+                raise BadInput(f"--env {key!r}: {key} is not set here; give {key}=VALUE")
+            value = environ[key]
+        env[key] = value
+    return validate_env(env) if items else None
 
 
 class JobBatch(NamedTuple):

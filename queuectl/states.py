@@ -10,6 +10,7 @@ run number) it was decided under, so a decision that no longer applies changes n
        │                     └──canceled───────────────► canceled
        └──────── retry (from dead) ◄──────────────────────────────────────┘
     pending, failed ──cancel──► canceled
+    completed, failed, dead, canceled ──restart──► pending (attempts reset, history kept)
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ FINISHED = (JobState.COMPLETED, JobState.DEAD, JobState.CANCELED)
 CANCELABLE = (JobState.PENDING, JobState.FAILED)
 #: `dlq retry` takes these back to pending.
 RETRYABLE = (JobState.DEAD,)
+#: `restart` takes these back to pending: a job that is over, or one waiting for its retry.
+RESTARTABLE = (*FINISHED, JobState.FAILED)
+#: A user may edit, delete or purge these: every job its engine does not hold (processing).
+AT_REST = (JobState.PENDING, JobState.FAILED, *FINISHED)
 
 
 class ErrorKind(enum.StrEnum):
@@ -118,7 +123,9 @@ def next_state(job: Job, outcome: Outcome, retry_delay: float) -> Transition:
     """The job's next state after the attempt it is running (`job` as claimed) ended so.
 
     `retry_delay` is the backoff to wait before the next attempt if this one failed with
-    retries left; the caller computes it (backoff.retry_delay) so that this stays pure.
+    retries left; the caller computes it (backoff.retry_delay) so that this stays pure. A
+    permanent failure (outcome.permanent: the job's cwd is missing, not a directory or not
+    accessible) is dead at once: every retry would fail the same way, only later.
     """
     if job.state is not JobState.PROCESSING:
         raise InvalidTransition(f"job {job.id!r} is {job.state.value}, not processing")
@@ -129,8 +136,8 @@ def next_state(job: Job, outcome: Outcome, retry_delay: float) -> Transition:
             return Transition(job.state, JobState.PENDING, job.attempts - 1, due_in=0.0)
         case OutcomeKind.CANCELED:
             return Transition(job.state, JobState.CANCELED, job.attempts)
-        case OutcomeKind.FAILURE if job.attempts > job.max_retries:
-            return Transition(job.state, JobState.DEAD, job.attempts)
+        case OutcomeKind.FAILURE if outcome.permanent or job.attempts > job.max_retries:
+            return Transition(job.state, JobState.DEAD, job.attempts)  # a permanent one at once
         case _:
             return Transition(job.state, JobState.FAILED, job.attempts, due_in=retry_delay)
 
@@ -138,3 +145,17 @@ def next_state(job: Job, outcome: Outcome, retry_delay: float) -> Transition:
 def can_cancel(state: JobState) -> bool:
     """A user may cancel a job in this state: in the store, or (processing) through its engine."""
     return state in CANCELABLE or state is JobState.PROCESSING
+
+
+def is_finished(state: JobState) -> bool:
+    """Over for good unless a user brings it back: what `wait` waits for."""
+    return state in FINISHED
+
+
+def can_restart(state: JobState) -> bool:
+    return state in RESTARTABLE
+
+
+def at_rest(state: JobState) -> bool:
+    """No engine holds it, so a user may edit, delete or purge it without racing a run."""
+    return state in AT_REST

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from engine_process import EngineGroup, StartEngine
-from helpers import BACKENDS, Backend, Cli, decoy_env, make_backend, run_cli
+from helpers import BACKENDS, Backend, Cli, decoy_env, make_backend, release_backend, run_cli
 
 
 @pytest.fixture
@@ -25,11 +25,13 @@ def home() -> Iterator[Path]:
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, home: Path) -> Backend:
+def backend(request: pytest.FixtureRequest, home: Path) -> Iterator[Backend]:
     """Where the test's queue is stored: each test that uses it (or `cli`, or `engines`) runs
     once per backend. Look inside the queue only through the Store (helpers.all_jobs, in_store,
     queue_snapshot, ...) or the CLI's --json."""
-    return make_backend(request.param, home)
+    backend = make_backend(request.param, home)
+    yield backend
+    release_backend(backend)
 
 
 @pytest.fixture

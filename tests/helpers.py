@@ -326,14 +326,29 @@ def seed(
 # --- backends, a clock, and single jobs, for the end-to-end tests ---------------------------
 
 #: the backends that the `backend` fixture (conftest.py) runs each end-to-end test on
-BACKENDS = ("sqlite",)
+BACKENDS = ("sqlite", "postgres")
 
 
 def make_backend(name: str, home: Path) -> Backend:
-    """The queue of backend `name` for a test whose home is `home`."""
+    """The queue of backend `name` for a test whose home is `home`: for PostgreSQL, a new
+    database of its own on the local server (tests/pg.py; the test is skipped if no server
+    answers). Hand it to release_backend when done."""
     if name == "sqlite":
         return Backend(name, home)
+    if name == "postgres":
+        import pg
+
+        return Backend(name, home, pg.new_database())
     raise ValueError(f"unknown backend {name!r}")
+
+
+def release_backend(backend: Backend) -> None:
+    """Give back what make_backend made outside the home (a PostgreSQL database, emptied for
+    the next test); a queue that is never released is dropped when the test process exits."""
+    if backend.name == "postgres" and backend.db is not None:
+        import pg
+
+        pg.release_database(backend.db)
 
 
 class ManualClock:

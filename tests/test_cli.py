@@ -67,6 +67,7 @@ JOB_KEYS = {
     "lease_expires_at",
     "pid",
     "error_kind",
+    "label",
 }
 ATTEMPT_KEYS = {
     "run",
@@ -285,6 +286,7 @@ def test_list(cli: Cli, backend: Backend) -> None:
 
 
 def test_list_empty(backend: Backend) -> None:
+    seed(backend)  # an empty queue; one that does not exist is refused (test_cli_list.py)
     human, as_json = outputs(backend, ["list"], ["list", "--json"])
     assert "no jobs" in human
     assert json.loads(as_json) == []
@@ -360,6 +362,7 @@ def test_dlq_retry_several_ids(cli: Cli, backend: Backend) -> None:
 
 def test_config(cli: Cli, backend: Backend) -> None:
     defaults = {name: key.default for name, key in CONFIG_KEYS.items()}
+    seed(backend)  # the queue exists: `config list` only reads, so it never creates one
     assert json.loads(ok(cli("config", "list", "--json"))) == defaults
     assert ok(cli("config", "set", "max-retries", "5")) == "max-retries = 5\n"
     assert ok(cli("config", "set", "job-timeout", "1m")) == "job-timeout = 60\n"
@@ -600,8 +603,9 @@ def test_missing_file(cli: Cli, home: Path) -> None:
 
 def test_home_is_created_0700(home: Path) -> None:
     target = home / "parent" / "queue"
+    run_cli(target, "enqueue", "--", "true", check=True)  # a command that writes creates it
     result = run_cli(target, "status", "--json", check=True)
-    assert json.loads(result.stdout)["counts"]["pending"] == 0
+    assert json.loads(result.stdout)["counts"]["pending"] == 1
     assert stat.S_IMODE(target.stat().st_mode) == 0o700
     assert Backend("sqlite", target).exists()
 

@@ -47,7 +47,7 @@ VALID: list[tuple[str, str, Any]] = [
     ("output-limit", "65536", 65536),
     ("output-limit", "64KiB", 65536),
     ("output-limit", "64kib", 65536),
-    ("output-limit", "64k", 65536),
+    ("output-limit", "64k", 64000),  # k and kB are decimal, KiB binary (units.py)
     ("output-limit", "64KB", 64000),
     ("output-limit", "1MiB", 1024**2),
     ("output-limit", "1MB", 1000**2),
@@ -59,6 +59,11 @@ VALID: list[tuple[str, str, Any]] = [
     ("lease-time", "2", 2.0),
     ("lease-time", "30s", 30.0),
     ("lease-time", "1d", 86400.0),
+    ("retention", "none", None),
+    ("retention", "7d", 7 * 86400.0),
+    ("retention", "90", 90.0),
+    ("output-retention", "off", None),
+    ("output-retention", "12h", 12 * 3600.0),
 ]
 
 # (key, text, a fragment the message must contain)
@@ -107,6 +112,9 @@ RANGE_ERRORS: list[tuple[str, str]] = [
     ("lease-time", "1"),
     ("lease-time", "1.5s"),
     ("lease-time", "2d"),
+    ("retention", "0"),
+    ("retention", "36501d"),
+    ("output-retention", "0s"),
 ]
 
 
@@ -180,6 +188,8 @@ def test_config_defaults() -> None:
         "output-limit": 1024**2,
         "kill-grace": 5.0,
         "lease-time": 30.0,
+        "retention": None,
+        "output-retention": None,
     }
 
 

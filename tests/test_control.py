@@ -21,6 +21,7 @@ import re
 import signal
 import stat
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -173,7 +174,7 @@ def test_status_reports_engine_and_running_jobs(backend: Backend, cli: Cli, engi
     assert eng["running"] is True
     assert eng["pid"] == engine
     assert eng["concurrency"] == 4
-    assert eng["paused"] is False and eng["stopping"] is False
+    assert first["paused"] is False and eng["stopping"] is False
     assert first["counts"]["processing"] == 2
     jobs = {job["id"]: job for job in eng["running_jobs"]}
     assert set(jobs) == ids
@@ -187,6 +188,11 @@ def test_status_reports_engine_and_running_jobs(backend: Backend, cli: Cli, engi
     for job in second["engine"]["running_jobs"]:
         assert job["elapsed"] > jobs[job["id"]]["elapsed"], "elapsed does not advance"
 
+    assert set(first) == {"database", "paused", "counts", "engine"}
+    assert "ok" not in eng and "end" not in eng
+    assert isinstance(eng["started_at"], str) and eng["started_at"].endswith("+00:00")
+    assert all(job["started_at"].endswith("+00:00") for job in eng["running_jobs"])
+
     text = cli("status", check=True).stdout
     assert f"running (pid {engine}" in text
     assert "4 workers" in text
@@ -198,12 +204,44 @@ def test_status_reports_engine_and_running_jobs(backend: Backend, cli: Cli, engi
 
 
 def test_status_without_engine(cli: Cli) -> None:
+    enqueue(cli, "--", "true")
     result = cli("status")
     assert result.returncode == 0, result.stderr
     assert "engine: not running" in result.stdout
     assert result.stderr == ""
     data = status_json(cli)
     assert data["engine"]["running"] is False
+    assert data["counts"]["pending"] == 1
+
+
+def test_status_of_an_engine_that_does_not_answer(home: Path, cli: Cli) -> None:
+    """The home's lock is held (by a process standing in for a hung engine), no socket
+    answers: status says so, with the same keys as ever."""
+    enqueue(cli, "--", "true")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from queuectl.lock import EngineLock; EngineLock(sys.argv[1]).acquire();"
+            " print('locked', flush=True); sys.stdin.read()",
+            str(home / LOCK_NAME),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        data = status_json(cli)
+        text = cli("status", check=True).stdout
+    finally:
+        holder.communicate(timeout=10)
+    engine = data["engine"]
+    assert (engine["running"], engine["pid"]) == (True, holder.pid)
+    assert engine["error"] == "not answering on the control socket"
+    assert engine["concurrency"] is engine["uptime"] is engine["started_at"] is None
+    assert engine["running_jobs"] == []
+    assert f"running (pid {holder.pid}), not answering" in text
 
 
 # --- 2. worker stop ---------------------------------------------------------------------------
@@ -648,8 +686,10 @@ def test_cancel_pending_and_finished_jobs(backend: Backend, cli: Cli, engine: in
 def test_pause_holds_new_jobs_until_resume(backend: Backend, cli: Cli, engine: int) -> None:
     result = cli("pause", check=True)
     assert "paused" in result.stdout
-    assert status_json(cli)["engine"]["paused"] is True
-    assert re.search(r"running \(pid \d+.*paused", cli("status", check=True).stdout)
+    assert status_json(cli)["paused"] is True
+    assert (
+        "queue: paused: no job starts until `queuectl resume`" in cli("status", check=True).stdout
+    )
 
     job = enqueue(cli, "--", "true")
     held_since = time.monotonic()
@@ -662,9 +702,31 @@ def test_pause_holds_new_jobs_until_resume(backend: Backend, cli: Cli, engine: i
     result = cli("resume", check=True)
     assert "resumed" in result.stdout
     wait_for(lambda: job_state(backend, job) == "completed", timeout=5)
-    engine_info = status_json(cli)["engine"]
-    assert engine_info["paused"] is False
-    assert engine_info["completed"] == 1
+    status = status_json(cli)
+    assert status["paused"] is False
+    assert status["engine"]["completed"] == 1
+
+
+def test_pause_is_kept_across_engine_restarts_and_works_without_one(
+    backend: Backend, cli: Cli, detached_engines: Engines
+) -> None:
+    assert "queue paused" in cli("pause", check=True).stdout  # no engine runs
+    job = enqueue(cli, "--", "true")
+    assert status_json(cli)["paused"] is True
+    detached_engines.start()
+    for _ in range(2):  # an engine started on a paused queue, then one restarted
+        held_since = time.monotonic()
+        while time.monotonic() - held_since < 1.0:
+            assert job_state(backend, job) == "pending"
+            time.sleep(0.05)
+        assert status_json(cli)["paused"] is True
+        assert cli("worker", "stop", check=True).returncode == 0
+        detached_engines.start()
+    log = (backend.home / "engine.log").read_text()
+    assert log.count("the queue is paused: no job starts until `queuectl resume`") == 3
+    assert "queue resumed" in cli("resume", check=True).stdout
+    wait_for(lambda: job_state(backend, job) == "completed", timeout=5)  # woken at once
+    assert status_json(cli)["paused"] is False
 
 
 # --- 9. scale ---------------------------------------------------------------------------------

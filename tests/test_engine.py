@@ -83,11 +83,12 @@ def max_overlap(intervals: Sequence[tuple[float, float]]) -> int:
 def test_500_jobs_each_run_exactly_once(
     home: Path, backend: Backend, cli: Any, engines: StartEngine
 ) -> None:
-    out = home / "out.txt"
+    out, times = home / "out.txt", home / "times.txt"
     ids = [f"job-{n:03d}" for n in range(500)]
-    enqueue_jobs(
-        cli, home, [{"id": job_id, "command": f"echo {job_id} >> {out}"} for job_id in ids]
-    )
+    # each job notes when its process ran: an attempt's finished_at is when its outcome was
+    # committed, after its slot was already given to the next job
+    command = f's=$(date +%s.%N); echo {{}} >> {out}; echo "$s $(date +%s.%N)" >> {times}'
+    enqueue_jobs(cli, home, [{"id": job_id, "command": command.format(job_id)} for job_id in ids])
     assert Counter(states(backend).values()) == {"pending": 500}
 
     engine = engines("--concurrency", "20", "--until-empty")
@@ -104,9 +105,13 @@ def test_500_jobs_each_run_exactly_once(
     assert len(list_jobs(cli)) == 500
     assert "engine stopped: 500 completed, 0 failed" in engine.log()
 
-    spans = [(a.started_at, a.finished_at) for job_id in ids for a in job_attempts(backend, job_id)]
-    assert len(spans) == 500  # one attempt each
-    assert all(start <= end for start, end in spans)
+    attempts = [a for job_id in ids for a in job_attempts(backend, job_id)]
+    assert len(attempts) == 500  # one attempt each
+    assert all(a.finished_at is not None and a.started_at <= a.finished_at for a in attempts)
+    spans = [
+        (float(start), float(end)) for start, end in map(str.split, times.read_text().splitlines())
+    ]
+    assert len(spans) == 500
     assert 2 <= max_overlap(spans) <= 20  # ran concurrently, never above the limit
 
 
@@ -280,14 +285,18 @@ def test_huge_output_keeps_a_bounded_tail(backend: Backend, cli: Any, engines: S
     busy_kib = engine.peak_kib()
     assert engine.stop() == 0
 
-    result = cli("logs", "big", check=True)
-    marker = "[... earlier output truncated ...]\n"
-    assert result.stdout.startswith(marker)
-    tail = result.stdout[len(marker) :]
+    marker = "queuectl: [... earlier stdout truncated (config output-limit) ...]\n"
+    result = cli("logs", "big", "--stdout", check=True)
+    assert result.stderr == marker  # told by the command, not stored in the output
+    tail = result.stdout
     assert len(tail) == 64 * 1024
     assert tail.endswith("x\nEND\n")
     assert set(tail[: -len("\nEND\n")]) == {"x"}
-    assert result.stderr == "err\n"  # small: kept whole, no marker
+    small = cli("logs", "big", "--stderr", check=True)
+    assert (small.stdout, small.stderr) == ("err\n", "")  # kept whole: no marker
+    both = cli("logs", "big", check=True)
+    assert both.stderr == marker
+    assert "==> stderr <==\nerr\n" in both.stdout and both.stdout.count("x") == tail.count("x")
     [attempt] = show(cli, "big")["history"]
     assert (attempt["stdout_truncated"], attempt["stderr_truncated"]) == (True, False)
     # holding even one copy of the 50 MB would show
@@ -442,7 +451,7 @@ def test_missing_cwd_fails_clearly_and_the_job_environment_is_set(
         cli,
         home,
         [
-            {"id": "homeless", "command": "true", "cwd": str(gone), "max_retries": 0},
+            {"id": "homeless", "command": "true", "cwd": str(gone), "max_retries": 3},
             {
                 "id": "envjob",
                 "command": command,
@@ -457,13 +466,14 @@ def test_missing_cwd_fails_clearly_and_the_job_environment_is_set(
     engine = engines("--until-empty", env={"FROM_ENGINE": "inherited", "SHARED": "from the engine"})
     assert engine.wait(timeout=30) == 0
 
-    homeless = show(cli, "homeless")
-    assert homeless["state"] == "dead"
-    assert str(gone) in homeless["last_error"]
-    assert "does not exist" in homeless["last_error"]
-    assert "does not exist" in homeless["history"][0]["error"]
+    homeless = show(cli, "homeless")  # a permanent error: dead at once, its retries unused
+    assert (homeless["state"], homeless["attempts"], len(homeless["history"])) == ("dead", 1, 1)
+    assert homeless["last_error"] == (
+        f"working directory '{gone}' does not exist (a permanent error: not retried)"
+    )
+    assert homeless["history"][0]["error"] == homeless["last_error"]
     assert homeless["error_kind"] == homeless["history"][0]["error_kind"] == ErrorKind.SPAWN
-    assert str(gone) in engine.log()
+    assert f"homeless dead after 1 attempt: working directory '{gone}'" in engine.log()
 
     result = show(cli, "envjob")
     assert (result["state"], result["attempts"]) == ("completed", 2)
@@ -497,3 +507,90 @@ def test_idle_engine_notices_jobs_enqueued_by_other_processes(
         assert 0 <= lag < 1.0, f"{job_id} started {lag:.3f}s after it was enqueued"
         assert show(cli, job_id)["history"][0]["exit_code"] == 0
     assert engine.stop() == 0
+
+
+# --- 12. --until-empty and --until-idle ---------------------------------------------------------
+
+
+def test_until_empty_waits_for_jobs_scheduled_for_later(
+    backend: Backend, cli: Any, engines: StartEngine
+) -> None:
+    cli("enqueue", "--id", "now", "--", "true", check=True)
+    cli("enqueue", "--id", "later", "--delay", "2s", "--", "true", check=True)
+    started = time.monotonic()
+    engine = engines("--until-empty")
+    assert engine.wait(timeout=30) == 0
+    assert time.monotonic() - started >= 1.5  # it waited for `later` to be due, and ran it
+    assert {job_id: get_job(backend, job_id).state for job_id in ("now", "later")} == {
+        "now": "completed",
+        "later": "completed",
+    }
+    assert "queue is empty; engine exiting" in engine.log()
+
+
+def test_until_idle_leaves_what_is_not_due_yet(
+    backend: Backend, cli: Any, engines: StartEngine
+) -> None:
+    cli("enqueue", "--id", "now", "--", "sleep 0.5", check=True)
+    cli("enqueue", "--id", "later", "--delay", "1h", "--", "true", check=True)
+    engine = engines("--until-idle")
+    assert engine.wait(timeout=30) == 0
+    assert get_job(backend, "now").state == "completed"  # what was due ran to its end
+    later = get_job(backend, "later")
+    assert (later.state, later.runs) == ("pending", 0)
+    assert "nothing is due now; engine exiting" in engine.log()
+
+
+def test_until_flags_are_described_and_exclusive(cli: Any) -> None:
+    helptext = cli("worker", "start", "--help", check=True).stdout
+    assert "--until-empty" in helptext and "--until-idle" in helptext
+    assert "scheduled for later" in helptext
+    message = assert_one_line_error(cli("worker", "start", "--until-empty", "--until-idle"), 2)
+    assert "--until-empty" in message and "--until-idle" in message
+
+
+def test_a_paused_queue_holds_until_empty_and_ends_until_idle(
+    backend: Backend, cli: Any, engines: StartEngine
+) -> None:
+    cli("pause", check=True)  # no engine runs: the pause is kept in the queue
+    cli("enqueue", "--id", "held", "--", "true", check=True)
+    idle = engines("--until-idle")
+    assert idle.wait(timeout=30) == 0
+    assert "queue is paused; engine exiting" in idle.log()
+    assert "the queue is paused" in idle.log()
+    assert get_job(backend, "held").runs == 0
+
+    empty = engines("--until-empty")
+    wait_for(empty.started)
+    time.sleep(1.0)  # long enough for several claims: none may take the job
+    assert empty.alive() and get_job(backend, "held").runs == 0
+    cli("resume", check=True)
+    assert empty.wait(timeout=30) == 0
+    assert get_job(backend, "held").state == "completed"
+
+
+# --- 13. permanent errors -------------------------------------------------------------------------
+
+
+def test_a_cwd_that_is_a_file_is_permanent_and_command_not_found_is_retried(
+    home: Path, cli: Any, engines: StartEngine
+) -> None:
+    configure(cli, backoff_base="1", backoff_jitter="0")
+    afile = home / "a-file"
+    afile.write_text("")
+    enqueue_jobs(
+        cli,
+        home,
+        [
+            {"id": "filecwd", "command": "true", "cwd": str(afile), "max_retries": 3},
+            {"id": "notfound", "command": "no-such-command-qctl", "max_retries": 1},
+        ],
+    )
+    engine = engines("--until-empty")
+    assert engine.wait(timeout=30) == 0
+    filecwd = show(cli, "filecwd")
+    assert (filecwd["state"], filecwd["attempts"]) == ("dead", 1)
+    assert "is not a directory (a permanent error: not retried)" in filecwd["last_error"]
+    notfound = show(cli, "notfound")  # the command may be installed before its retry
+    assert (notfound["state"], notfound["attempts"], notfound["exit_code"]) == ("dead", 2, 127)
+    assert [a["error_kind"] for a in notfound["history"]] == [ErrorKind.EXIT] * 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import time
@@ -18,8 +19,8 @@ import pytest
 from helpers import async_wait_for
 
 from queuectl import procfs
-from queuectl.engine.runner import JobProcess, SpawnError, Tail
-from queuectl.models import Outcome
+from queuectl.engine.runner import JobProcess, OutputRecord, SpawnError, Tail
+from queuectl.models import Chunk, Outcome
 from queuectl.states import ErrorKind, KillReason, OutcomeKind
 
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
@@ -114,6 +115,59 @@ def test_tail_rejects_a_negative_limit() -> None:
         Tail(-1)
 
 
+# --- OutputRecord: both streams in order, each bounded -----------------------------------------
+
+
+def _expected_record(writes: list[tuple[str, bytes]], limit: int) -> list[tuple[str, int]]:
+    """Byte by byte, what a record of `limit` per stream keeps: each stream's last bytes, in
+    the order written."""
+    flat = [(stream, byte) for stream, data in writes for byte in data]
+    keep: set[int] = set()
+    for stream in ("stdout", "stderr"):
+        positions = [i for i, (s, _) in enumerate(flat) if s == stream]
+        keep |= set(positions[max(0, len(positions) - limit) :] if limit else [])
+    return [flat[i] for i in sorted(keep)]
+
+
+@pytest.mark.parametrize("limit", [0, 1, 5, 64])
+@pytest.mark.parametrize("seed", range(40))
+def test_output_record_keeps_each_streams_tail_in_order(limit: int, seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    record, writes = OutputRecord(limit), []
+    for _ in range(rng.randrange(1, 80)):
+        stream = rng.choice(["stdout", "stderr"])
+        data = bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 2, 7, 40, 100])))
+        record.append(stream, data)  # type: ignore[arg-type]
+        writes.append((stream, data))
+        chunks = record.chunks()
+        assert [(c.stream, b) for c in chunks for b in c.data] == _expected_record(writes, limit)
+        assert all(c.data for c in chunks)
+        assert all(a.stream != b.stream for a, b in itertools.pairwise(chunks)), chunks
+        for name in ("stdout", "stderr"):
+            written = b"".join(d for s, d in writes if s == name)
+            assert record.value(name) == (written[-limit:] if limit else b"")  # type: ignore[arg-type]
+            assert record.truncated(name) == (len(written) > limit)  # type: ignore[arg-type]
+
+
+def test_output_record_memory_is_bounded_however_interleaved() -> None:
+    """One byte to each stream in turn is the worst case for the order's bookkeeping: it must
+    still not grow with what is written, only with what is kept."""
+    record = OutputRecord(1000)
+    for n in range(200_000):
+        record.append("stdout" if n % 2 else "stderr", b"x")
+    assert len(record._runs) <= 2 * 1000 + 1
+    assert len(record._tails["stdout"]._buf) <= 2 * 1000 + 1
+    chunks = record.chunks()
+    assert len(chunks) == 2000 and sum(len(c.data) for c in chunks) == 2000
+    record.append("stdout", b"y" * 5000)  # one chunk larger than the limit
+    assert [c.stream for c in record.chunks()][-1] == "stdout"
+    assert record.value("stdout") == b"y" * 1000
+    assert b"".join(c.data for c in record.chunks() if c.stream == "stdout") == b"y" * 1000
+    assert len([c for c in record.chunks() if c.stream == "stderr"]) == 1  # rejoined
+
+
 # --- results ----------------------------------------------------------------------------------
 
 
@@ -123,6 +177,7 @@ async def test_success_captures_both_streams(spawn: Spawn) -> None:
     assert 0 <= time.monotonic() - started < 30
     assert result.exit_code == 0 and result.error is None
     assert (result.stdout, result.stderr) == (b"out\n", b"err\n")
+    assert sorted(result.chunks()) == [Chunk("stderr", b"err\n"), Chunk("stdout", b"out\n")]
     assert not (result.stdout_truncated or result.stderr_truncated)
     assert result.error_kind is None and result.kind is OutcomeKind.SUCCESS
 
@@ -175,13 +230,55 @@ async def test_cwd_is_used(spawn: Spawn, tmp_path: Path) -> None:
     assert (await run(spawn, "pwd", cwd=str(tmp_path))).stdout == f"{tmp_path}\n".encode()
 
 
-async def test_bad_cwd_is_a_spawn_error(tmp_path: Path) -> None:
+async def test_bad_cwd_is_a_permanent_spawn_error(tmp_path: Path) -> None:
     missing = tmp_path / "missing"
-    with pytest.raises(SpawnError, match=f"^working directory '{missing}' does not exist$"):
+    with pytest.raises(SpawnError, match=f"^working directory '{missing}' does not exist$") as err:
         await JobProcess.spawn("true", cwd=str(missing), env=ENV, output_limit=10)
+    assert err.value.permanent
     (tmp_path / "file").write_text("")
-    with pytest.raises(SpawnError, match="is not a directory"):
+    with pytest.raises(SpawnError, match="is not a directory") as err:
         await JobProcess.spawn("true", cwd=str(tmp_path / "file"), env=ENV, output_limit=10)
+    assert err.value.permanent
+
+
+async def test_a_spawn_error_that_goes_away_is_not_permanent() -> None:
+    with pytest.raises(SpawnError, match="could not start the command") as err:
+        await JobProcess.spawn("true", cwd="/", env={"BAD\0NAME": "x"}, output_limit=10)
+    assert not err.value.permanent
+
+
+# --- output in order --------------------------------------------------------------------------
+
+
+async def test_output_keeps_the_order_of_the_streams(spawn: Spawn) -> None:
+    """Each write waits until the engine has read the one before, so the order is the job's:
+    the pause between writes is what tells them apart (see OutputRecord)."""
+    steps = ["echo one", "echo e1 >&2", "printf two", "printf e2 >&2", "echo three", "echo e3 >&2"]
+    result = await run(spawn, "; sleep 0.1; ".join(steps))
+    assert result.chunks() == (
+        Chunk("stdout", b"one\n"),
+        Chunk("stderr", b"e1\n"),
+        Chunk("stdout", b"two"),
+        Chunk("stderr", b"e2"),
+        Chunk("stdout", b"three\n"),
+        Chunk("stderr", b"e3\n"),
+    )
+    assert (result.stdout, result.stderr) == (b"one\ntwothree\n", b"e1\ne2e3\n")
+    assert result.output == result.chunks()
+
+
+async def test_ordered_output_beyond_the_limit_drops_each_streams_oldest(spawn: Spawn) -> None:
+    command = (
+        r"head -c 3000 /dev/zero | tr '\0' a; sleep 0.1; echo E1 >&2; sleep 0.1; "
+        r"head -c 3000 /dev/zero | tr '\0' b; sleep 0.1; echo E2 >&2"
+    )
+    result = await run(spawn, command, output_limit=1000)
+    assert result.chunks() == (
+        Chunk("stderr", b"E1\n"),
+        Chunk("stdout", b"b" * 1000),
+        Chunk("stderr", b"E2\n"),
+    )
+    assert result.stdout_truncated and not result.stderr_truncated
 
 
 # --- output limits ----------------------------------------------------------------------------
@@ -225,7 +322,7 @@ async def test_live_output_arrives_while_the_job_runs(spawn: Spawn) -> None:
     await async_wait_for(lambda: chunks, timeout=10)
     assert not task.done()
     assert chunks[0] == ("stdout", b"first\n")
-    assert proc.output() == (b"first\n", b"")
+    assert proc.output() == (Chunk("stdout", b"first\n"),)
     result = await task
     assert b"".join(c for s, c in chunks if s == "stdout") == result.stdout == b"first\nsecond\n"
     assert b"".join(c for s, c in chunks if s == "stderr") == b"e\n"

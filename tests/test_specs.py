@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -13,12 +15,21 @@ from hypothesis import strategies as st
 
 from queuectl.errors import BadInput
 from queuectl.models import JobSpec
+from queuectl.service.each import each_batch
 from queuectl.specs import (
     ID_PATTERN,
     MAX_COMMAND_BYTES,
+    MAX_DURATION,
+    Shorthand,
+    env_options,
+    format_duration,
+    format_size,
+    job_from_args,
     new_job_id,
     parse_duration,
     parse_job_json,
+    parse_moment,
+    parse_size,
     parse_time,
     spec_from_dict,
     validate_command,
@@ -26,11 +37,12 @@ from queuectl.specs import (
     validate_env,
     validate_id,
     validate_int,
+    validate_label,
     validate_timeout,
 )
 
 CWD = "/work/dir"
-FIELDS = ("id", "command", "max_retries", "priority", "timeout", "run_at", "cwd", "env")
+FIELDS = ("id", "command", "max_retries", "priority", "timeout", "run_at", "cwd", "env", "label")
 
 
 # --- durations and times ----------------------------------------------------------------------
@@ -49,6 +61,16 @@ FIELDS = ("id", "command", "max_retries", "priority", "timeout", "run_at", "cwd"
         ("0.5", 0.5),
         (" 7 s ", 7.0),
         ("1d", 86400.0),
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("1h30m", 5400.0),
+        ("1h 30m", 5400.0),
+        ("1.5h", 5400.0),
+        ("2d", 172800.0),
+        ("1m30.5s", 90.5),
+        ("1w2d", 9 * 86400.0),
+        ("1d2h3m4s5ms", 86400 + 7200 + 180 + 4.005),
+        ("1s500ms", 1.5),
     ],
 )
 def test_parse_duration(text: str, seconds: float) -> None:
@@ -71,7 +93,14 @@ def test_parse_duration(text: str, seconds: float) -> None:
         "nan",
         "s",
         "5ss",
-        "1h30m",
+        "30m1h",  # largest unit first
+        "1h1h",
+        "1h-30m",
+        "1hh",
+        "h",
+        "1y",
+        "1h30",  # a part without a unit after one with a unit
+        "1h 30m x",
     ],
 )
 def test_parse_duration_rejects(text: str) -> None:
@@ -81,8 +110,119 @@ def test_parse_duration_rejects(text: str) -> None:
 
 def test_parse_duration_is_always_finite() -> None:
     """A duration becomes a delay, a timeout or a config value; inf is never meaningful."""
-    with pytest.raises(BadInput):
+    with pytest.raises(BadInput, match=r"too long; use at most 36500d$"):
         parse_duration("9" * 400 + "s")
+
+
+def test_parse_duration_maximum_is_said_in_the_same_units() -> None:
+    with pytest.raises(BadInput) as info:
+        parse_duration("11d", maximum=10 * 86400)
+    assert str(info.value) == "duration '11d' is too long; use at most 10d"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (0.25, "250ms"),
+        (0.0005, "0.5ms"),
+        (1.5, "1.5s"),
+        (90, "1m30s"),
+        (90.5, "1m30.5s"),
+        (3600, "1h"),
+        (5400, "1h30m"),
+        (86400, "1d"),
+        (10 * 365 * 86400, "3650d"),
+        (MAX_DURATION, "36500d"),
+        (86400 + 1, "1d1s"),
+    ],
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+@given(st.integers(0, int(MAX_DURATION * 1000)))
+def test_format_duration_reads_back(millis: int) -> None:
+    """What a message says can be typed back in."""
+    seconds = millis / 1000
+    assert parse_duration(format_duration(seconds)) == pytest.approx(seconds, abs=1e-6)
+
+
+# --- sizes: k, kB, MB decimal; KiB, MiB binary ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("0", 0),
+        ("65536", 65536),
+        ("512b", 512),
+        ("512 B", 512),
+        ("10k", 10_000),
+        ("10K", 10_000),
+        ("10kB", 10_000),
+        ("10KB", 10_000),
+        ("10KiB", 10_240),
+        ("10kib", 10_240),
+        ("10M", 10_000_000),
+        ("10MB", 10_000_000),
+        ("10MiB", 10 * 1024**2),
+        ("2G", 2 * 1000**3),
+        ("2GiB", 2 * 1024**3),
+        ("1T", 1000**4),
+        ("1TiB", 1024**4),
+        (" 64 KiB ", 65536),
+    ],
+)
+def test_parse_size(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize(
+    "text", ["", "k", "-1", "1.5MiB", "10 kilobytes", "10kk", "10Kb2", "0x10", "1e3", "10 iB"]
+)
+def test_parse_size_rejects(text: str) -> None:
+    with pytest.raises(BadInput, match="invalid size"):
+        parse_size(text)
+
+
+def test_parse_size_maximum_is_said_in_the_same_units() -> None:
+    with pytest.raises(BadInput) as info:
+        parse_size("2GiB", maximum=1024**3)
+    assert str(info.value) == "size '2GiB' is too large; use at most 1GiB"
+
+
+@pytest.mark.parametrize(
+    ("size", "text"),
+    [(0, "0B"), (1500, "1500B"), (64000, "64kB"), (65536, "64KiB"), (10**6, "1MB"),
+     (1024**3, "1GiB"), (3 * 1024**4, "3TiB")],
+)  # fmt: skip
+def test_format_size(size: int, text: str) -> None:
+    assert format_size(size) == text
+
+
+@given(st.integers(0, 2**50))
+def test_format_size_reads_back(size: int) -> None:
+    assert parse_size(format_size(size)) == size
+
+
+# --- a moment: a time, or a duration ago ------------------------------------------------------
+
+
+def test_parse_moment() -> None:
+    now = 1_800_000_000.0
+    assert parse_moment("2h", now) == now - 7200
+    assert parse_moment("90", now) == now - 90
+    assert (
+        parse_moment("2026-01-31T09:00:00Z", now)
+        == datetime(2026, 1, 31, 9, tzinfo=UTC).timestamp()
+    )
+    for text, fragment in [
+        ("soon", "or a duration ago like 2h"),
+        ("2026-01-31T09:00:00", "no timezone"),
+    ]:
+        with pytest.raises(BadInput, match=fragment):
+            parse_moment(text, now)
 
 
 @pytest.mark.parametrize(
@@ -199,9 +339,27 @@ def test_validate_timeout() -> None:
     for value in [0, -1, 0.0, math.inf, -math.inf, math.nan, 10 * 365 * 86400 + 1, 1e300]:
         with pytest.raises(BadInput, match="timeout"):
             validate_timeout(value)
-    for value in [True, "30", None, [30]]:
-        with pytest.raises(BadInput, match="must be a number"):
+    for value in [True, None, [30], {}]:
+        with pytest.raises(BadInput, match="must be a number of seconds or a duration"):
             validate_timeout(value)
+
+
+def test_timeout_takes_a_duration_as_on_the_command_line() -> None:
+    """`"timeout": "5m"` in JSON means what `--timeout 5m` means."""
+    assert validate_timeout("5m") == 300.0
+    assert validate_timeout("1h30m") == 5400.0
+    assert validate_timeout("30") == 30.0
+    assert parse_job_json('{"command": "x", "timeout": "250ms"}', CWD).timeout == 0.25
+    for text, message in [
+        ("soon", "'timeout': invalid duration 'soon'"),
+        ("0s", "'timeout' must be a positive number of seconds"),
+        ("3651d", "'timeout': duration '3651d' is too long; use at most 3650d"),
+    ]:
+        with pytest.raises(BadInput, match=message):
+            validate_timeout(text)
+    with pytest.raises(BadInput) as info:
+        validate_timeout(10 * 365 * 86400 + 1)
+    assert str(info.value) == "'timeout' is too long; use at most 3650d"
 
 
 def test_validate_timeout_huge_integer() -> None:
@@ -226,6 +384,30 @@ def test_validate_env() -> None:
     ]:
         with pytest.raises(BadInput, match="env"):
             validate_env(value)
+
+
+@pytest.mark.parametrize("value", ["nightly", "batch 7 / photos", "é" * 200, "x"])
+def test_validate_label_accepts(value: str) -> None:
+    assert validate_label(value) == value
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("a\nb", "control character"),
+        ("a\tb", "control character"),
+        ("\x1b[31m", "control character"),
+        ("x" * 201, "longer than 200"),
+        ("\ud800", "UTF-8"),
+        (5, "must be a string"),
+        (["a"], "must be a string"),
+    ],
+)
+def test_validate_label_rejects(value: Any, fragment: str) -> None:
+    with pytest.raises(BadInput, match=fragment):
+        validate_label(value)
 
 
 def test_validate_cwd() -> None:
@@ -260,6 +442,7 @@ def test_full_spec() -> None:
             "run_at": "2026-01-31T09:00:00Z",
             "cwd": "/srv",
             "env": {"A": "b"},
+            "label": "nightly",
         }
     )
     assert parse_job_json(text, CWD) == JobSpec(
@@ -271,6 +454,7 @@ def test_full_spec() -> None:
         timeout=2.5,
         run_at=datetime(2026, 1, 31, 9, tzinfo=UTC).timestamp(),
         env={"A": "b"},
+        label="nightly",
     )
 
 
@@ -289,6 +473,7 @@ def test_nulls_mean_defaults() -> None:
             "run_at": None,
             "cwd": None,
             "env": None,
+            "label": None,
         }
     )
     assert parse_job_json(text, CWD) == JobSpec(command="x", cwd=CWD)
@@ -319,7 +504,10 @@ def test_nulls_mean_defaults() -> None:
         ('{"command": "x", "max_retries": -1}', "'max_retries' must be >= 0"),
         ('{"command": "x", "max_retries": "3"}', "'max_retries' must be an integer"),
         ('{"command": "x", "timeout": 0}', "timeout"),
-        ('{"command": "x", "timeout": "30s"}', "timeout"),
+        ('{"command": "x", "timeout": "soon"}', "'timeout': invalid duration"),
+        ('{"command": "x", "timeout": "-5s"}', "'timeout': invalid duration"),
+        ('{"command": "x", "label": ""}', "'label' is empty"),
+        ('{"command": "x", "label": 7}', "'label' must be a string"),
         ('{"command": "x", "timeout": 1e999}', "timeout"),
         ('{"command": "x", "run_at": "2026-01-31T09:00:00"}', "no timezone"),
         ('{"command": "x", "run_at": 1700000000}', "'run_at' must be an ISO 8601 string"),
@@ -416,6 +604,7 @@ plausible = {
     "run_at": iso_times | st.text(max_size=30),
     "cwd": st.just("/") | any_text,
     "env": st.dictionaries(any_text, any_text, max_size=3),
+    "label": any_text,
 }
 job_like = st.fixed_dictionaries(
     {"command": plausible["command"] | json_values},
@@ -486,6 +675,10 @@ valid_specs = st.builds(
         st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=10),
         max_size=3,
     ),
+    label=st.none()
+    | st.text(st.characters(codec="utf-8", exclude_categories=["Cc"]), max_size=20).filter(
+        str.strip
+    ),
 )
 
 
@@ -504,9 +697,167 @@ def _to_json(spec: JobSpec) -> str:
         data["timeout"] = spec.timeout
     if spec.run_at is not None:
         data["run_at"] = datetime.fromtimestamp(spec.run_at, UTC).isoformat()
+    if spec.label is not None:
+        data["label"] = spec.label
     return json.dumps(data)
 
 
 @given(valid_specs)
 def test_valid_spec_round_trips(spec: JobSpec) -> None:
     assert parse_job_json(_to_json(spec), "/elsewhere") == spec
+
+
+# --- the command line: a JSON job with options, and its refusals ------------------------------
+
+JSON_JOB = '{"command": "echo hi", "id": "jp", "priority": 1, "env": {"A": "json", "B": "json"}}'
+
+
+def test_options_override_the_json_fields() -> None:
+    options = Shorthand(
+        priority=5,
+        max_retries=0,
+        timeout="5m",
+        cwd="/srv",
+        env={"B": "option", "C": "option"},
+        label="from the flag",
+    )
+    spec = job_from_args([JSON_JOB], CWD, options)
+    assert spec == JobSpec(
+        command="echo hi",
+        cwd="/srv",
+        id="jp",
+        max_retries=0,
+        priority=5,
+        timeout=300.0,
+        env={"A": "json", "B": "option", "C": "option"},
+        label="from the flag",
+    )
+
+
+def test_json_fields_stay_when_no_option_names_them() -> None:
+    spec = job_from_args([JSON_JOB], CWD, Shorthand(label="l"))
+    assert (spec.id, spec.priority, spec.env, spec.cwd, spec.label) == (
+        "jp",
+        1,
+        {"A": "json", "B": "json"},
+        CWD,
+        "l",
+    )
+
+
+def test_delay_or_run_at_replaces_the_json_run_at() -> None:
+    job = '{"command": "x", "run_at": "2030-01-31T09:00:00Z"}'
+    later = job_from_args([job], CWD, Shorthand(run_at="2031-01-31T09:00:00Z"))
+    assert later.run_at == datetime(2031, 1, 31, 9, tzinfo=UTC).timestamp()
+    before = time.time()
+    soon = job_from_args([job], CWD, Shorthand(delay="1m"))
+    assert soon.run_at is not None and before + 60 <= soon.run_at <= time.time() + 60
+    with pytest.raises(BadInput, match="not both"):
+        job_from_args([job], CWD, Shorthand(run_at="2031-01-31T09:00:00Z", delay="1m"))
+
+
+def test_an_option_is_checked_like_the_json_field() -> None:
+    with pytest.raises(BadInput, match="'timeout': invalid duration 'soon'"):
+        job_from_args([JSON_JOB], CWD, Shorthand(timeout="soon"))
+    with pytest.raises(BadInput, match="'max_retries' must be >= 0"):
+        job_from_args([JSON_JOB], CWD, Shorthand(max_retries=-1))
+    with pytest.raises(BadInput, match="'env' must be an object"):
+        job_from_args(['{"command": "x", "env": []}'], CWD, Shorthand(env={"A": "1"}))
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        ([], "nothing to enqueue"),
+        (['{"command": "a"}', '{"command": "b"}'], "one JSON job per argument list; use --file"),
+        (['{"command": "a"}', "echo", '{"command": "b"}'], "one JSON job per argument list"),
+        (['{"command": "a"}', "extra"], "a JSON job takes no command words after it"),
+        (['{"command": "a"'], "invalid JSON"),
+        (["[1]"], ""),  # not a JSON object: the shell command `[1]`
+    ],
+)
+def test_job_from_args_refusals(args: list[str], fragment: str) -> None:
+    if not fragment:
+        assert job_from_args(args, CWD, Shorthand()).command == "[1]"
+        return
+    with pytest.raises(BadInput, match=re.escape(fragment)):
+        job_from_args(args, CWD, Shorthand(priority=5))
+
+
+def test_words_are_one_shell_command() -> None:
+    """A brace group or a JSON argument after the command's first word stays shell text."""
+    assert job_from_args(["{", "echo", "a;", "}"], CWD, Shorthand()).command == "{ echo a; }"
+    spec = job_from_args(["echo", '{"a": 1}'], CWD, Shorthand(label="x"))
+    assert (spec.command, spec.label) == ('echo {"a": 1}', "x")
+
+
+def test_env_options() -> None:
+    assert env_options([], {}) is None
+    assert env_options(["A=1", "B=x=y", "C=", "A=2"], {}) == {"A": "2", "B": "x=y", "C": ""}
+    assert env_options(["HOME"], {"HOME": "/root"}) == {"HOME": "/root"}
+    with pytest.raises(BadInput, match="NOPE is not set here; give NOPE=VALUE"):
+        env_options(["NOPE"], {})
+    with pytest.raises(BadInput, match="invalid variable name"):
+        env_options(["=1"], {})
+
+
+# --- --each: one job per line -----------------------------------------------------------------
+
+TEMPLATE = JobSpec(command="convert {} {.}.png", cwd="/srv", priority=3, label="thumbs")
+
+
+def test_each_replaces_placeholders_with_the_quoted_line() -> None:
+    batch = each_batch(TEMPLATE, b"a.jpg\n\n  \nmy photo.jpg\r\n", "list.txt")
+    assert [spec.command for spec in batch.specs] == [
+        "convert a.jpg a.png",
+        "convert 'my photo.jpg' 'my photo'.png",
+    ]
+    assert all(
+        (spec.cwd, spec.priority, spec.label, spec.id) == ("/srv", 3, "thumbs", None)
+        for spec in batch.specs
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "line", "expected"),
+    [
+        ("echo {}", "dir/sub/file.tar.gz", "echo dir/sub/file.tar.gz"),
+        ("echo {/}", "dir/sub/file.tar.gz", "echo file.tar.gz"),
+        ("echo {//}", "dir/sub/file.tar.gz", "echo dir/sub"),
+        ("echo {//}", "file", "echo ."),
+        ("echo {.}", "dir/sub/file.tar.gz", "echo dir/sub/file.tar"),
+        ("echo {.}", "dir.d/file", "echo dir.d/file"),
+        ("echo {/.}", "dir/sub/file.tar.gz", "echo file.tar"),
+        ("echo {/}", "photos/", "echo photos"),
+        ("gzip", "a b", "gzip 'a b'"),  # no placeholder: the line is appended
+        ("echo {} {}", "x", "echo x x"),
+        ("echo {#}:{}", "x", "echo 1:x"),
+        ("echo {}", "it's; rm -rf /", "echo 'it'\"'\"'s; rm -rf /'"),
+        ("echo {}", "$(reboot)", "echo '$(reboot)'"),
+        ("echo {x} {}", "a", "echo {x} a"),  # not a placeholder
+    ],
+)
+def test_each_placeholders(command: str, line: str, expected: str) -> None:
+    [spec] = each_batch(JobSpec(command=command, cwd="/"), line.encode(), "-").specs
+    assert spec.command == expected
+
+
+def test_each_numbers_jobs_without_the_blank_lines() -> None:
+    batch = each_batch(JobSpec(command="echo {#}", cwd="/"), b"a\n\nb\nc", "-")
+    assert [spec.command for spec in batch.specs] == ["echo 1", "echo 2", "echo 3"]
+
+
+@pytest.mark.parametrize(
+    ("data", "template", "fragment"),
+    [
+        (b"", TEMPLATE, "list.txt holds no lines"),
+        (b"\n \n\r\n", TEMPLATE, "list.txt holds no lines"),
+        (b"ok\n\xff\n", TEMPLATE, "list.txt line 2 is not UTF-8 text"),
+        (b"ok\na\x00b\n", TEMPLATE, "list.txt line 2: 'command' contains a NUL byte"),
+        (b"x" * MAX_COMMAND_BYTES, TEMPLATE, "list.txt line 1: 'command' is longer"),
+        (b"a\n", JobSpec(command="x {}", cwd="/", id="one"), "--id names one job"),
+    ],
+)
+def test_each_refusals(data: bytes, template: JobSpec, fragment: str) -> None:
+    with pytest.raises(BadInput, match=re.escape(fragment)):
+        each_batch(template, data, "list.txt")

@@ -1,10 +1,11 @@
 """Contract tests of the Store: what the CLI and the engine rely on, whatever the backend.
 
-`StoreContract` runs against every backend in STORE_BACKENDS (for now the SQLite file store;
-a PostgreSQL store adds a param). Every store of a test reads one injected ManualClock, so times
-are exact and nothing depends on the real clock. These tests look at a queue only through the
-Store, never by opening its database; the SQLite store's own facts (its file, PRAGMAs, the
-schema and its migrations) are in test_store_sqlite.py.
+`StoreContract` runs against every backend in STORE_BACKENDS (the SQLite file store, and the
+PostgreSQL store on a database of its own per test, see tests/pg.py). Every store of a test
+reads one injected ManualClock, so times are exact and nothing depends on the real clock.
+These tests look at a queue only through the Store, never by opening its database; the SQLite
+store's own facts (its file, PRAGMAs, the schema and its migrations) are in
+test_store_sqlite.py, the PostgreSQL store's in test_store_postgres.py.
 """
 
 from __future__ import annotations
@@ -12,11 +13,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import Backend, ManualClock, failure, make_backend, make_dead, spec, store_snapshot
+from helpers import (
+    Backend,
+    ManualClock,
+    failure,
+    make_backend,
+    make_dead,
+    release_backend,
+    spec,
+    store_snapshot,
+)
 
 from queuectl.config import CONFIG_KEYS, Config
 from queuectl.errors import (
@@ -27,13 +37,13 @@ from queuectl.errors import (
     JobNotFound,
     QueuectlError,
 )
-from queuectl.models import Attempt, Job, Outcome
+from queuectl.models import Attempt, Chunk, Job, Outcome
 from queuectl.states import ErrorKind, JobState, KillReason, next_state
-from queuectl.store import Finish, PidUpdate, Store
+from queuectl.store import Finish, JobFilter, JobOrder, PidUpdate, Store
 
 T0 = 1_800_000_000.0  # a fixed "now" (2027-01-15)
 LEASE = 30.0
-STORE_BACKENDS = ["sqlite"]
+STORE_BACKENDS = ["sqlite", "postgres"]
 #: backends that allow one engine per queue: attach_engine refuses a second one, and while
 #: attached, every job leased by another owner is an orphan at once
 ONE_ENGINE_BACKENDS = {"sqlite"}
@@ -48,8 +58,10 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture(params=STORE_BACKENDS)
-def backend(request: pytest.FixtureRequest, home: Path) -> Backend:
-    return make_backend(request.param, home)
+def backend(request: pytest.FixtureRequest, home: Path) -> Iterator[Backend]:
+    backend = make_backend(request.param, home)
+    yield backend
+    release_backend(backend)
 
 
 @pytest.fixture
@@ -243,6 +255,70 @@ class StoreContract:
             JobState.FAILED: 1,
             JobState.DEAD: 1,
         }
+
+    # --- listings by a JobFilter (store/sqlite_list.py) ------------------------------------
+
+    async def _listed(self, store: Store, **fields: object) -> list[str]:
+        job_filter = JobFilter(**fields)  # type: ignore[arg-type]
+        return [job.id async for job in store.iter_jobs(job_filter)]
+
+    async def test_label_is_stored(self, store: Store) -> None:
+        await store.enqueue([spec(id="l", label="nightly build"), spec(id="n")])
+        assert (await store.get("l")).label == "nightly build"
+        assert (await store.get("n")).label is None
+
+    async def test_iter_jobs_filters_and_counts(self, store: Store, clock: ManualClock) -> None:
+        clock.now = T0 - 100
+        await make_dead(store, ["d1"])
+        for n in range(4):
+            clock.now = T0 + n
+            await store.enqueue([spec(f"echo {n}", id=f"j{n}", label="odd" if n % 2 else None)])
+        listed = self._listed
+        assert await listed(store) == ["j3", "j2", "j1", "j0", "d1"]
+        assert await listed(store, limit=2) == ["j3", "j2"]
+        assert await listed(store, states=frozenset({JobState.DEAD})) == ["d1"]
+        both = frozenset({JobState.DEAD, JobState.PENDING})
+        assert await listed(store, states=both, limit=10) == ["j3", "j2", "j1", "j0", "d1"]
+        assert await listed(store, grep="odd") == ["j3", "j1"]  # the label
+        assert await listed(store, grep="echo 2") == ["j2"]  # the command
+        assert await listed(store, grep="d1") == ["d1"]  # the id
+        assert await listed(store, grep="ODD") == []  # exact case
+        assert await listed(store, since=T0 + 1, until=T0 + 3) == ["j2", "j1"]
+        assert await listed(store, until=T0) == ["d1"]
+        for fields in ({}, {"grep": "odd"}, {"states": both, "since": T0}, {"grep": "zzz"}):
+            job_filter = JobFilter(**fields, limit=1)  # type: ignore[arg-type]
+            assert await store.count_jobs(job_filter) == len(await listed(store, **fields))
+
+    async def test_iter_jobs_next_run_order(self, store: Store, clock: ManualClock) -> None:
+        clock.now = T0 - 100
+        await make_dead(store, ["d1"])
+        clock.now = T0
+        await store.enqueue([spec(id="late", run_at=T0 + 60), spec(id="now")])
+        clock.now = T0 + 1
+        await store.enqueue([spec(id="soon", run_at=T0 + 30)])
+        order = JobOrder.NEXT_RUN
+        # waiting jobs soonest due first, then the others newest first
+        assert await self._listed(store, order=order) == ["now", "soon", "late", "d1"]
+        assert await self._listed(store, order=order, limit=2) == ["now", "soon"]
+        dead = frozenset({JobState.DEAD})
+        assert await self._listed(store, order=order, states=dead) == ["d1"]
+
+    async def test_iter_jobs_pages_through_jobs_of_one_instant(self, store: Store) -> None:
+        """More jobs than a page, all created at the same instant: each listed once, newest
+        (last enqueued) first, across the page boundaries."""
+        ids = await store.enqueue([spec(id=f"j{n:05d}") for n in range(5_500)])
+        listed = await self._listed(store)
+        assert listed == ids[::-1]
+        assert await self._listed(store, limit=5_001) == ids[::-1][:5_001]
+        assert await store.count_jobs(JobFilter()) == 5_500
+
+    async def test_an_unfinished_listing_leaves_the_store_usable(self, store: Store) -> None:
+        await store.enqueue([spec(id=f"j{n}") for n in range(3_000)])
+        jobs = store.iter_jobs(JobFilter())
+        assert (await anext(jobs)).id == "j2999"
+        await jobs.aclose()  # type: ignore[attr-defined]
+        assert (await store.get("j0")).id == "j0"
+        assert await store.count_jobs(JobFilter()) == 3_000
 
     # --- config ---------------------------------------------------------------------------
 
@@ -503,6 +579,70 @@ class StoreContract:
         done = await finish(store, await claim_one(store, "a"), success())
         assert (done.state, done.error_kind, done.last_error) == (JobState.COMPLETED, None, None)
         assert [a.error_kind for a in await store.attempts("a")] == [*kinds, None]
+
+    # --- output in order, and permanent failures (issue 10) ----------------------------------
+
+    async def test_the_output_comes_back_in_the_order_it_was_written(
+        self, store: Store, open_queue: Opener
+    ) -> None:
+        chunks = (
+            Chunk("stdout", b"one\n"),
+            Chunk("stderr", b"e\x00\xff\n"),  # any bytes
+            Chunk("stdout", b"two" * 50_000),
+            Chunk("stderr", b"e2"),
+        )
+        outcome = success(
+            stdout=b"one\n" + b"two" * 50_000,
+            stderr=b"e\x00\xff\ne2",
+            stdout_truncated=True,
+            output=chunks,
+        )
+        await store.enqueue([spec(id="a")])
+        await finish(store, await claim_one(store, "a"), outcome)
+        [attempt] = await (await open_queue()).attempts("a")
+        assert attempt.chunks() == attempt.output == chunks
+        assert (attempt.stdout, attempt.stderr) == (outcome.stdout, outcome.stderr)
+        assert attempt.stdout_truncated and not attempt.stderr_truncated
+
+    async def test_an_outcome_without_order_reads_back_stdout_then_stderr(
+        self, store: Store
+    ) -> None:
+        await store.enqueue([spec(id="a"), spec(id="quiet")])
+        await finish(store, await claim_one(store, "a"), success(stdout=b"o", stderr=b"e"))
+        [attempt] = await store.attempts("a")
+        assert attempt.chunks() == (Chunk("stdout", b"o"), Chunk("stderr", b"e"))
+        await finish(store, await claim_one(store, "quiet"), success(output=()))
+        [quiet] = await store.attempts("quiet")
+        assert (quiet.chunks(), quiet.stdout, quiet.stderr) == ((), b"", b"")
+
+    async def test_a_permanent_failure_is_dead_at_once(self, store: Store) -> None:
+        await store.enqueue([spec(id="a", max_retries=5)])
+        outcome = Outcome(
+            ErrorKind.SPAWN, error="working directory '/x' does not exist", permanent=True
+        )
+        dead = await finish(store, await claim_one(store, "a"), outcome)
+        assert (dead.state, dead.attempts, dead.error_kind) == (JobState.DEAD, 1, ErrorKind.SPAWN)
+        assert dead.last_error == outcome.error
+
+    # --- pause --------------------------------------------------------------------------------
+
+    async def test_a_paused_queue_gives_no_job_to_any_claim(
+        self, store: Store, open_queue: Opener, clock: ManualClock
+    ) -> None:
+        await store.enqueue([spec(id="a"), spec(id="b")])
+        assert await store.paused() is False
+        await store.set_paused(True)
+        other = await open_queue()  # another process, or an engine started later
+        assert await other.paused() is True
+        assert await other.claim("e1", 10, LEASE) == []
+        assert await store.claim("e2", 10, LEASE) == []
+        assert await other.due_in() == 0.0  # the jobs are due; the pause holds them
+        assert await store.config() == Config()  # not a config key: `config list` shows none
+        assert [job.state for job in await store.list_jobs(None, 10)] == [JobState.PENDING] * 2
+        await store.set_paused(True)  # twice is harmless
+        await other.set_paused(False)
+        assert await store.paused() is False
+        assert {job.id for job in await store.claim("e1", 10, LEASE)} == {"a", "b"}
 
     @pytest.mark.parametrize(
         "change", [{"lease_owner": "someone-else"}, {"runs": 2}, {"runs": 0}, {"lease_owner": None}]

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import finish, spec
 
+from queuectl.config import Config
 from queuectl.errors import EngineRunning, StorageError
-from queuectl.models import Outcome
+from queuectl.models import Chunk, Outcome
 from queuectl.paths import DB_NAME
 from queuectl.states import ErrorKind, JobState
 from queuectl.store import open_store, sqlite_path
@@ -155,6 +157,54 @@ class TestSqliteFile:
             assert conn.execute("SELECT error_kind FROM jobs WHERE id = 'w'").fetchone() == (
                 "canceled",
             )
+
+    async def test_the_output_is_stored_once_in_order_and_old_attempts_read_as_before(
+        self, home: Path
+    ) -> None:
+        """A finished attempt keeps its bytes only in `output` (stdout and stderr are derived
+        from it, not stored twice); one recorded before schema v3 (output NULL, its bytes in
+        the two columns) reads back as stdout, then stderr."""
+        chunks = (Chunk("stderr", b"warn\n"), Chunk("stdout", b"out\n"))
+        store = await open_store(home)
+        try:
+            await store.enqueue([spec(id="new"), spec(id="old")])
+            for job in await store.claim("e1", 2, 30.0):
+                outcome = Outcome(None, exit_code=0, stdout=b"out\n", stderr=b"warn\n")
+                await finish(
+                    store, job, outcome if job.id == "old" else replace(outcome, output=chunks)
+                )
+        finally:
+            await store.close()
+        with connect(db_path(home)) as conn:
+            sizes = "SELECT job_id, length(stdout) + length(stderr) FROM attempts"
+            rows = dict(conn.execute(sizes))
+            assert rows == {"new": 0, "old": 0}
+            conn.execute(
+                "UPDATE attempts SET output = NULL, stdout = x'6f75740a', stderr = x'7761726e0a' "
+                "WHERE job_id = 'old'"
+            )
+            conn.commit()
+        store = await open_store(home)
+        try:
+            [new] = await store.attempts("new")
+            [old] = await store.attempts("old")
+        finally:
+            await store.close()
+        assert (new.chunks(), new.stdout, new.stderr) == (chunks, b"out\n", b"warn\n")
+        assert old.output is None
+        assert old.chunks() == (Chunk("stdout", b"out\n"), Chunk("stderr", b"warn\n"))
+
+    async def test_the_pause_is_a_config_row_that_config_does_not_show(self, home: Path) -> None:
+        store = await open_store(home)
+        try:
+            await store.set_paused(True)
+            config = await store.config()
+        finally:
+            await store.close()
+        with connect(db_path(home)) as conn:
+            rows = dict(conn.execute("SELECT key, value FROM config"))
+        assert rows == {"internal:paused": "true"}
+        assert config.as_dict() == Config().as_dict()
 
     # --- the engine lock ----------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from typing import NoReturn
 import asyncclick as click
 
 from queuectl import __version__
-from queuectl.cli import config, dlq, engine, enqueue, inspect, listing, manage
+from queuectl.cli import completion, config, db, dlq, engine, enqueue, inspect, listing, manage
 from queuectl.cli.options import queue_options
 from queuectl.errors import QueuectlError
 
@@ -30,16 +30,28 @@ async def cli() -> None:
     """queuectl: a durable background job queue for shell commands."""
 
 
-for module in (enqueue, inspect, listing, manage, engine):
+for module in (enqueue, inspect, listing, manage, engine, completion):
     for command in module.COMMANDS:
         cli.add_command(command)
-for command in (dlq.dlq, config.config):
+for command in (dlq.dlq, config.config, db.db):
     cli.add_command(command)
 
 
 def fail(message: str, code: int) -> NoReturn:
     sys.stderr.write(f"queuectl: error: {message}\n")
     sys.exit(code)
+
+
+def usage_message(exc: click.UsageError) -> str:
+    """Click's message as one sentence or two, with a pointer to the help: `No such command
+    'paus'; did you mean 'pause' or 'status'? See `queuectl --help`.`"""
+    where = f"`{exc.ctx.command_path if exc.ctx else 'queuectl'} --help`"
+    possibilities = getattr(exc, "possibilities", None)
+    if not possibilities:  # click adds its own suggestion to format_message(): not to .message
+        return f"{' '.join(exc.format_message().split()).rstrip('.')}; see {where}"
+    names = [repr(name) for name in sorted(possibilities)]
+    either = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return f"{' '.join(exc.message.split()).rstrip('.')}; did you mean {either}? See {where}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -54,8 +66,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo(exc.ctx.get_help() if exc.ctx else "see `queuectl --help`")
         sys.exit(2)
     except click.UsageError as exc:
-        where = exc.ctx.command_path if exc.ctx else "queuectl"
-        fail(f"{exc.format_message().rstrip('.')}; see `{where} --help`", 2)
+        fail(usage_message(exc), 2)
     except click.ClickException as exc:
         fail(exc.format_message(), exc.exit_code)
     except click.exceptions.Exit as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncclick as click
 
 from queuectl import render, service
+from queuectl.cli.completion import config_keys
 from queuectl.cli.options import current_queue, json_option, queue_options
 from queuectl.config import CONFIG_KEYS
 
@@ -18,7 +19,7 @@ async def config() -> None:
 # ignore_unknown_options: a negative VALUE (max-retries -1) must reach the key's own check,
 # which explains the range, rather than be refused as an unknown option.
 @config.command(name="set", context_settings={"ignore_unknown_options": True})
-@click.argument("key")
+@click.argument("key", shell_complete=config_keys)
 @click.argument("value")
 @queue_options
 async def config_set(key: str, value: str) -> None:
@@ -28,7 +29,7 @@ async def config_set(key: str, value: str) -> None:
 
 
 @config.command(name="get")
-@click.argument("key")
+@click.argument("key", shell_complete=config_keys)
 @json_option
 @queue_options
 async def config_get(key: str, as_json: bool) -> None:

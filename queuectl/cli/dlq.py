@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncclick as click
 
 from queuectl import render, service
+from queuectl.cli.completion import complete_ids
 from queuectl.cli.options import current_queue, json_option, queue_options
 from queuectl.errors import BadInput
-from queuectl.states import JobState
+from queuectl.states import RETRYABLE, JobState
 
 
 @click.group()
@@ -30,7 +31,7 @@ async def dlq_list(limit: int, as_json: bool) -> None:
 
 
 @dlq.command(name="retry")
-@click.argument("job_ids", nargs=-1)
+@click.argument("job_ids", nargs=-1, shell_complete=complete_ids(*RETRYABLE))
 @click.option("--all", "retry_all", is_flag=True, help="Retry every dead job.")
 @queue_options
 async def dlq_retry(job_ids: tuple[str, ...], retry_all: bool) -> None:

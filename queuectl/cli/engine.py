@@ -29,7 +29,14 @@ async def worker() -> None:
 @click.option(
     "--until-empty",
     is_flag=True,
-    help="Exit when nothing is running, runnable, or waiting for a retry.",
+    help="Exit once no job is pending, running or waiting for a retry (it waits for jobs "
+    "scheduled for later, and while the queue is paused).",
+)
+@click.option(
+    "--until-idle",
+    is_flag=True,
+    help="Exit once nothing runs and nothing may start now (jobs scheduled for later, retries "
+    "not yet due, or a paused queue do not keep it).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only failures.")
 @click.option(
@@ -47,12 +54,17 @@ async def worker() -> None:
 )
 @queue_options
 async def worker_start(
-    concurrency: int | None, until_empty: bool, quiet: bool, loop: str, detach: bool
+    concurrency: int | None,
+    until_empty: bool,
+    until_idle: bool,
+    quiet: bool,
+    loop: str,
+    detach: bool,
 ) -> Callable[[], int] | None:
     """Start the engine (Ctrl-C: finish running jobs; twice: kill them)."""
     queue = current_queue()
     options = service.engine_options(
-        queue, concurrency, until_empty=until_empty, quiet=quiet, loop=loop
+        queue, concurrency, until_empty=until_empty, until_idle=until_idle, quiet=quiet, loop=loop
     )
     if detach:
         pid = await service.start_detached(queue, options)
@@ -80,8 +92,8 @@ async def worker_stop(timeout: str | None, now: bool) -> None:
     if running and not now:
         limit = f"; killing them after {render.duration(after)}" if after is not None else ""
         click.echo(
-            f"stopping engine (pid {stopping.pid}): waiting for {running} running "
-            f"job{'s' if running != 1 else ''} to finish{limit}"
+            f"stopping engine (pid {stopping.pid}): waiting for "
+            f"{render.plural(running, 'running job')} to finish{limit}"
         )
     await service.wait_stopped(queue, stopping.pid)
     click.echo(f"engine (pid {stopping.pid}) stopped")
@@ -99,17 +111,18 @@ async def worker_scale(concurrency: int) -> None:
 @click.command()
 @queue_options
 async def pause() -> None:
-    """The engine stops starting jobs; running jobs go on."""
+    """Start no new jobs (running ones go on), until `resume`; kept in the queue, so it holds
+    with or without an engine, and across engine restarts."""
     await service.pause(current_queue())
-    click.echo("engine paused: no new jobs start until `queuectl resume`")
+    click.echo("queue paused: no job starts until `queuectl resume`; running jobs go on")
 
 
 @click.command()
 @queue_options
 async def resume() -> None:
-    """The engine starts jobs again."""
+    """Start jobs again after `pause`."""
     await service.resume(current_queue())
-    click.echo("engine resumed")
+    click.echo("queue resumed")
 
 
 COMMANDS = (worker, pause, resume)

@@ -55,5 +55,10 @@ def json_option(func: F) -> F:
 
 
 def current_queue() -> Queue:
-    meta = click.get_current_context().meta
-    return Queue.locate(meta.get(_HOME), meta.get(_DB))
+    return queue_of(click.get_current_context())
+
+
+def queue_of(ctx: click.Context) -> Queue:
+    """The queue that `ctx`'s command line names; also while completing it (shell completion
+    has no current context, but the options have recorded their values)."""
+    return Queue.locate(ctx.meta.get(_HOME), ctx.meta.get(_DB))

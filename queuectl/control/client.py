@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +53,11 @@ class ControlClient:
         return client
 
     async def _exchange(self, message: Reply, timeout: float | None) -> Reply:
-        self._writer.write(encode(message))
-        await self._writer.drain()
+        try:
+            self._writer.write(encode(message))
+            await self._writer.drain()
+        except OSError as exc:  # the engine went away (it may be exiting) as we wrote
+            raise ControlError(f"the engine closed the connection: {exc}") from None
         return await self._reply(timeout)
 
     async def _reply(self, timeout: float | None) -> Reply:
@@ -76,7 +79,7 @@ class ControlClient:
         finally:
             await self.close()
 
-    async def stream(self, op: str, **args: Any) -> AsyncIterator[Reply]:
+    async def stream(self, op: str, **args: Any) -> AsyncGenerator[Reply, None]:
         """One request, replies until one has `end`."""
         try:
             reply = await self._exchange({"op": op, **args}, None)

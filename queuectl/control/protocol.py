@@ -17,7 +17,7 @@ from queuectl.errors import QueuectlError
 
 PROTOCOL_VERSION = 1
 MAX_LINE = 64 * 1024  # longest request the server reads; a longer one is refused
-OPS = ("status", "stop", "wake", "pause", "resume", "scale", "cancel", "follow")
+OPS = ("status", "stop", "wake", "pause", "resume", "scale", "cancel", "follow", "kill")
 
 Reply = dict[str, Any]
 Send = Callable[[Reply], Awaitable[None]]

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import stat
 import struct
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT = 5.0  # a client that says nothing for this long is dropped
+#: connections waiting to be accepted; asyncio's 100 resets some of a burst of `status` and
+#: `logs -f` clients (plus every `enqueue`'s wake-up) while the loop is busy
+BACKLOG = 1024
+_SIGNALS = frozenset(int(s) for s in signal.valid_signals() if int(s) > 0)
 
 
 def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
@@ -55,7 +60,7 @@ class ControlServer:
         old_umask = os.umask(0o177)  # born 0600; called before any job is spawned
         try:
             self._server = await asyncio.start_unix_server(
-                self._serve, path=str(self.path), limit=MAX_LINE
+                self._serve, path=str(self.path), limit=MAX_LINE, backlog=BACKLOG
             )
         except OSError as exc:
             raise QueuectlError(
@@ -191,8 +196,9 @@ def engine_handler(engine: Engine) -> Handler:
                 engine.stop(kill=bool(request.get("now")), after=after)
                 await send({"ok": True, "end": True, "running": len(engine.running)})
             case "pause" | "resume":
-                engine.pause(request["op"] == "pause")
-                await send({"ok": True, "end": True, "paused": engine.paused})
+                paused = request["op"] == "pause"
+                await engine.pause(paused)
+                await send({"ok": True, "end": True, "paused": paused})
             case "scale":
                 n = request.get("concurrency")
                 if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1024:
@@ -208,6 +214,23 @@ def engine_handler(engine: Engine) -> Handler:
                         "error": None if found else "the job is not running on this engine",
                     }
                 )
+            case "kill":
+                signum = request.get("signal")
+                if (
+                    isinstance(signum, bool)
+                    or not isinstance(signum, int)
+                    or signum not in _SIGNALS
+                ):
+                    raise _BadRequest("signal must be the number of a signal")
+                pgid = engine.signal(_job_id(request), signum)
+                await send(
+                    {
+                        "ok": pgid is not None,
+                        "end": True,
+                        "pgid": pgid,
+                        "error": None if pgid else "the job is not running on this engine",
+                    }
+                )
             case "follow":
                 follower = engine.follow(_job_id(request))
                 if follower is None:
@@ -215,8 +238,8 @@ def engine_handler(engine: Engine) -> Handler:
                         {"ok": False, "end": True, "error": "the job is not running on this engine"}
                     )
                     return
-                try:
-                    await send({"ok": True, "following": True})
+                try:  # `replay`: how many chunks of what the job wrote before this follows
+                    await send({"ok": True, "following": True, "replay": len(follower.chunks)})
                     async for stream, data in follower:
                         await send(
                             {

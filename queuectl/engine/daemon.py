@@ -39,6 +39,8 @@ def _argv(options: WorkerOptions) -> list[str]:
         argv += ["--concurrency", str(options.concurrency)]
     if options.until_empty:
         argv.append("--until-empty")
+    if options.until_idle:
+        argv.append("--until-idle")
     if options.quiet:
         argv.append("--quiet")
     return argv

@@ -4,7 +4,7 @@ Shape (after procrastinate): a dispatcher claims as many jobs as there are free 
 transaction and starts a task per job; the task set is cleaned by a done callback that wakes the
 dispatcher. Idle, the dispatcher sleeps until the next job is due, a slot frees, the stop event
 fires, or the store reports that another process changed the queue. Side tasks (the lease
-keeper) are watched: if one dies, the engine says so and stops.
+keeper, housekeeping) are watched: if one dies, the engine says so and stops.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 from queuectl.config import Config
 from queuectl.engine.events import EventKind, Events, Follower, JobEvent
 from queuectl.engine.execute import Executor, Slot
+from queuectl.engine.housekeeping import Housekeeping
 from queuectl.engine.leases import Leases
 from queuectl.errors import QueuectlError
 from queuectl.faults import crash_point
@@ -34,20 +35,25 @@ MAX_IDLE = 5.0  # re-read the queue at least this often even when nothing seems 
 
 
 class Engine:
-    def __init__(self, store: Store, concurrency: int, *, until_empty: bool = False) -> None:
+    def __init__(
+        self, store: Store, concurrency: int, *, until_empty: bool = False, until_idle: bool = False
+    ) -> None:
         self.store = store
         self.concurrency = concurrency
+        #: exit once no job is pending, processing or waiting for a retry, however far off
         self.until_empty = until_empty
+        #: exit once nothing runs and nothing may start now (none due, or the queue paused)
+        self.until_idle = until_idle
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.running: dict[str, Slot] = {}
         self.started_at = time.time()
         self.completed = 0
         self.failed = 0
-        self.paused = False
         self.events = Events()
         self.events.subscribe(self._count)
         self.executor = Executor(self.id, GroupCommit(store), self.events)
         self.leases = Leases(store, self.id, self.executor)
+        self.housekeeping = Housekeeping(store)
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._busy = 0  # slots whose job's process has not ended yet
@@ -71,8 +77,10 @@ class Engine:
             for slot in self.running.values():
                 slot.kill(KillReason.STOP)
 
-    def pause(self, paused: bool) -> None:
-        self.paused = paused
+    async def pause(self, paused: bool) -> None:
+        """Pause or resume the queue (stored in it: the store's claim honours it, for this
+        engine and any other, also after a restart)."""
+        await self.store.set_paused(paused)
         self.wake()
 
     def scale(self, concurrency: int) -> None:
@@ -87,6 +95,18 @@ class Engine:
         slot.kill(KillReason.CANCEL)
         return True
 
+    def signal(self, job_id: str, signum: int) -> int | None:
+        """Send `signum` to a running job's process group; its pgid, or None when the job is
+        not running here (or its process has already ended: the group id may be reused)."""
+        slot = self.running.get(job_id)
+        if slot is None or slot.process is None or slot.released:
+            return None
+        try:
+            os.killpg(slot.process.pid, signum)
+        except ProcessLookupError:
+            return None
+        return slot.process.pid
+
     def follow(self, job_id: str) -> Follower | None:
         """Output of a running job: what it printed so far, then each chunk as it comes."""
         slot = self.running.get(job_id)
@@ -94,9 +114,8 @@ class Engine:
             return None
         follower = Follower()
         if slot.process is not None:
-            for stream, data in zip(("stdout", "stderr"), slot.process.output(), strict=True):
-                if data:
-                    follower.push(stream, data)
+            for stream, data in slot.process.output():  # what it wrote so far, in order
+                follower.push(stream, data)
         slot.output.add(follower)
         return follower
 
@@ -115,25 +134,32 @@ class Engine:
             config = await self.store.config()
             await self.leases.recover(config)
             keeper = asyncio.create_task(self.leases.keep(config), name="leases")
+            housekeeper = asyncio.create_task(self.housekeeping.keep(), name="housekeeping")
             try:
-                await self._run_watched(keeper)
+                await self._run_watched(keeper, housekeeper)
             finally:
-                keeper.cancel()  # its failure, if it had one, was reported by _run_watched
-                await asyncio.gather(keeper, return_exceptions=True)
+                for side in (keeper, housekeeper):
+                    side.cancel()  # its failure, if it had one, was reported by _run_watched
+                await asyncio.gather(keeper, housekeeper, return_exceptions=True)
         finally:
             await self.store.detach_engine(self.id)
 
-    async def _run_watched(self, keeper: asyncio.Task[None]) -> None:
+    async def _run_watched(self, keeper: asyncio.Task[None], *others: asyncio.Task[None]) -> None:
+        """Dispatch until stopped; if a side task (`keeper`, the lease keeper, or one of
+        `others`) ends first, kill the running jobs and raise: our leases would lapse, or the
+        queue would grow without bound."""
         dispatcher = asyncio.create_task(self._dispatch(), name="dispatch")
-        await asyncio.wait({dispatcher, keeper}, return_when=asyncio.FIRST_COMPLETED)
-        if not dispatcher.done():  # the lease keeper died: our leases would lapse
-            reason = keeper.exception() if not keeper.cancelled() else "cancelled"
-            log.error("lease renewal stopped (%s); stopping the engine", reason)
+        await asyncio.wait({dispatcher, keeper, *others}, return_when=asyncio.FIRST_COMPLETED)
+        if not dispatcher.done():
+            side = next(task for task in (keeper, *others) if task.done())
+            reason = side.exception() if not side.cancelled() else "cancelled"
+            what = "lease renewal" if side is keeper else side.get_name()
+            log.error("%s stopped (%s); stopping the engine", what, reason)
             self.stop(kill=True)
             await asyncio.gather(dispatcher, return_exceptions=True)  # it sees the stop
             self.stop(kill=True)  # and whatever its last claim started
             await self._drain_tasks()
-            raise QueuectlError(f"the engine stopped: lease renewal failed ({reason})")
+            raise QueuectlError(f"the engine stopped: {what} failed ({reason})")
         try:
             dispatcher.result()
         except QueuectlError:  # the queue itself failed: results cannot be kept
@@ -158,22 +184,31 @@ class Engine:
         while not self.stopping:
             self._wake.clear()
             free = self.concurrency - self._busy
-            if free > 0 and not self.paused:
+            if free > 0:
                 config = await self.store.config()
-                jobs = await self.store.claim(self.id, free, config.lease_time)
+                jobs = await self.store.claim(self.id, free, config.lease_time)  # none if paused
                 for job in jobs:
                     crash_point("claim", job.command)
                     self._start(job, config)
                 if len(jobs) == free:
                     continue  # there may be more runnable jobs than there were slots
-                if self.until_empty and not self.running and await self._drained():
-                    log.info("queue is empty; engine exiting")
-                    return
-            await self._idle(full=free <= 0 or self.paused)
+                if (self.until_empty or self.until_idle) and not self.running:
+                    reason = await self._done_reason()
+                    if reason is not None:
+                        log.info("%s; engine exiting", reason)
+                        return
+            await self._idle(full=free <= 0)
 
-    async def _drained(self) -> bool:
-        """Nothing runnable now and no failed job waiting for its retry."""
-        return await self.store.due_in(retries_only=True) is None
+    async def _done_reason(self) -> str | None:
+        """Why an --until-empty or --until-idle engine with nothing running may exit now."""
+        due = await self.store.due_in()
+        if due is None:
+            return "queue is empty"
+        if self.until_idle and due > 0:
+            return "nothing is due now"
+        if self.until_idle and await self.store.paused():
+            return "queue is paused"
+        return None
 
     async def _idle(self, full: bool) -> None:
         """Sleep until woken, until the next job is due, or until another process commits."""
@@ -181,6 +216,8 @@ class Engine:
             await self._wake.wait()
             return
         due = await self.store.due_in()
+        if due is not None and due <= 0 and await self.store.paused():
+            due = None  # held by the pause: wait for the resume (a wake or a commit), not a timer
         timeout = MAX_IDLE if due is None else min(max(due, 0.0), MAX_IDLE)
         woken = asyncio.ensure_future(self._wake.wait())
         changed = asyncio.ensure_future(self.store.wait_for_change(timeout))

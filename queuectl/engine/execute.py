@@ -83,7 +83,11 @@ class Executor:
                 on_output=slot.output.publish,
             )
         except SpawnError as exc:
-            return Outcome(ErrorKind.SPAWN, error=str(exc))
+            if not exc.permanent:
+                return Outcome(ErrorKind.SPAWN, error=str(exc), output=())
+            # states.next_state buries a permanent failure at once; the error says why
+            error = f"{exc} (a permanent error: not retried)"
+            return Outcome(ErrorKind.SPAWN, error=error, output=(), permanent=True)
         slot.process = process
         crash_point("spawn", job.command)
         if slot.kill_reason:

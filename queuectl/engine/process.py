@@ -35,6 +35,7 @@ class WorkerOptions:
     until_empty: bool = False
     quiet: bool = False
     loop: str = DEFAULT_LOOP
+    until_idle: bool = False
 
 
 def run_worker(options: WorkerOptions) -> int:
@@ -60,17 +61,23 @@ async def _serve(options: WorkerOptions) -> int:
         try:
             config = await store.config()
             engine = Engine(
-                store, options.concurrency or config.concurrency, until_empty=options.until_empty
+                store,
+                options.concurrency or config.concurrency,
+                until_empty=options.until_empty,
+                until_idle=options.until_idle,
             )
             _handle_signals(engine)
             server = ControlServer(home / SOCKET_NAME, engine_handler(engine))
             await server.start()
             log.info(
-                "engine %s started: %d workers, queue %s",
+                "engine %s started: %d worker%s, queue %s",
                 engine.id,
                 engine.concurrency,
+                "" if engine.concurrency == 1 else "s",
                 store.location,
             )
+            if await store.paused():
+                log.info("the queue is paused: no job starts until `queuectl resume`")
             try:
                 await engine.run()
             finally:
@@ -101,9 +108,10 @@ def _handle_signals(engine: Engine) -> None:
             engine.stop()
         else:
             log.info(
-                "%s: killing %d running jobs; they go back to pending",
+                "%s: killing %d running job%s; they go back to pending",
                 signal.Signals(signum).name,
                 len(engine.running),
+                "" if len(engine.running) == 1 else "s",
             )
             engine.stop(kill=True)
 

@@ -14,11 +14,12 @@ import os
 import signal
 import stat
 import subprocess
+from collections import deque
 from collections.abc import Callable, Mapping
 
 from queuectl import procfs
 from queuectl.errors import QueuectlError
-from queuectl.models import Outcome
+from queuectl.models import Chunk, Outcome, Stream
 from queuectl.render import printable
 from queuectl.states import ErrorKind, KillReason
 
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 OutputCallback = Callable[[str, bytes], None]
 Environment = Mapping[str, str] | Mapping[bytes, bytes]  # the complete environment of the job
 
-_STREAMS = {1: "stdout", 2: "stderr"}
+_STREAMS: dict[int, Stream] = {1: "stdout", 2: "stderr"}
 _POLL = 0.02  # how often to look whether a signalled group has emptied
 _DRAIN = 0.5  # how long to wait for EOF once the group is gone (another session may hold a pipe)
 _HINT_CHARS = 200
@@ -35,7 +36,16 @@ _EXIT_HINTS = {126: ": permission denied or not executable", 127: ": command not
 
 
 class SpawnError(QueuectlError):
-    """The command could not be started; the message is the reason, fit to show the user."""
+    """The command could not be started; the message is the reason, fit to show the user.
+
+    `permanent`: starting it again will fail the same way (its working directory is missing,
+    not a directory or not accessible) until someone fixes it; a fork or exec failure for lack
+    of memory, processes or file descriptors is not, as it goes away with the load.
+    """
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class Tail:
@@ -67,18 +77,90 @@ class Tail:
         return bytes(self._buf[-self.limit :]) if self.limit else b""
 
 
+class OutputRecord:
+    """Both streams of a job in the order they were read, each bounded like a Tail.
+
+    Each stream's bytes live in a Tail of its own (its last `limit` bytes); the order is kept
+    apart as runs, one signed length per stretch that one stream wrote before the other did
+    (+n: n bytes of stdout, -n: of stderr). Runs alternate between the streams, so the oldest
+    run of either stream is the first or the second one, and dropping a stream's oldest bytes
+    costs O(1) amortized. Memory stays O(limit) however much, and however interleaved, the job
+    writes: two tails, and one deque entry (8 bytes) per run kept.
+
+    "In the order written" is the order the engine read the two pipes: writes to both streams
+    that land between two reads of the loop come out stdout first.
+    """
+
+    __slots__ = ("_kept", "_runs", "_tails")
+
+    def __init__(self, limit: int) -> None:
+        self._tails: dict[Stream, Tail] = {"stdout": Tail(limit), "stderr": Tail(limit)}
+        self._kept: dict[Stream, int] = {"stdout": 0, "stderr": 0}
+        self._runs: deque[int] = deque()
+
+    def append(self, stream: Stream, data: bytes) -> None:
+        if not data:
+            return
+        tail = self._tails[stream]
+        tail.append(data)
+        sign = 1 if stream == "stdout" else -1
+        runs = self._runs
+        if runs and (runs[-1] > 0) == (sign > 0):
+            runs[-1] += sign * len(data)
+        else:
+            runs.append(sign * len(data))
+        self._kept[stream] += len(data)
+        excess = self._kept[stream] - min(tail.total, tail.limit)
+        if excess > 0:
+            self._kept[stream] -= excess
+            self._drop(sign, excess)
+
+    def _drop(self, sign: int, count: int) -> None:
+        """Forget the oldest `count` bytes of one stream (sign +1: stdout, -1: stderr)."""
+        runs = self._runs
+        while count > 0:
+            index = 0 if (runs[0] > 0) == (sign > 0) else 1
+            length = abs(runs[index])
+            if length > count:
+                runs[index] -= sign * count
+                return
+            count -= length
+            del runs[index]
+            if index == 1 and len(runs) > 1:  # the other stream's runs on either side join
+                runs[0] += runs[1]
+                del runs[1]
+
+    def truncated(self, stream: Stream) -> bool:
+        return self._tails[stream].truncated
+
+    def value(self, stream: Stream) -> bytes:
+        return self._tails[stream].value()
+
+    def chunks(self) -> tuple[Chunk, ...]:
+        """What is kept, one chunk per run, in order."""
+        data = {stream: memoryview(tail.value()) for stream, tail in self._tails.items()}
+        offsets: dict[Stream, int] = {"stdout": 0, "stderr": 0}
+        chunks = []
+        for run in self._runs:
+            stream: Stream = "stdout" if run > 0 else "stderr"
+            start, end = offsets[stream], offsets[stream] + abs(run)
+            chunks.append(Chunk(stream, bytes(data[stream][start:end])))
+            offsets[stream] = end
+        return tuple(chunks)
+
+
 class _Capture(asyncio.SubprocessProtocol):
-    """Takes each chunk as the loop reads it, so no stream buffer grows beyond the tails."""
+    """Takes each chunk as the loop reads it, so no stream buffer grows beyond the record."""
 
     def __init__(self, limit: int, on_output: OutputCallback | None) -> None:
-        self.tails = {1: Tail(limit), 2: Tail(limit)}
+        self.record = OutputRecord(limit)
         self.on_output = on_output
         self.open_pipes = {1, 2}
         self.exited = asyncio.Event()
         self.drained = asyncio.Event()
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
-        self.tails[fd].append(data)
+        self.record.append(_STREAMS[fd], data)
         if self.on_output is not None:
             try:
                 self.on_output(_STREAMS[fd], data)
@@ -122,7 +204,7 @@ class JobProcess:
     ) -> JobProcess:
         problem = _cwd_problem(cwd)
         if problem is not None:
-            raise SpawnError(problem)
+            raise SpawnError(problem, permanent=True)
         capture = _Capture(output_limit, on_output)
         try:
             transport, _ = await asyncio.get_running_loop().subprocess_shell(
@@ -137,12 +219,15 @@ class JobProcess:
             )
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
-            raise SpawnError(_cwd_problem(cwd) or f"could not start the command: {reason}") from exc
+            problem = _cwd_problem(cwd)  # it may have gone between the look and the fork
+            if problem is not None:
+                raise SpawnError(problem, permanent=True) from exc
+            raise SpawnError(f"could not start the command: {reason}") from exc
         return cls(transport, capture)
 
-    def output(self) -> tuple[bytes, bytes]:
-        """The stdout and stderr tails captured so far (for a live follower joining late)."""
-        return self._capture.tails[1].value(), self._capture.tails[2].value()
+    def output(self) -> tuple[Chunk, ...]:
+        """The output kept so far, in order (for a live follower joining late)."""
+        return self._capture.record.chunks()
 
     def kill(self, reason: KillReason, grace: float | None = None) -> None:
         """Stop the job from outside; wait() then reports `reason` as the outcome."""
@@ -221,7 +306,7 @@ class JobProcess:
     def _result(self) -> Outcome:
         code = self._transport.get_returncode()
         assert code is not None, "wait() settles only after the shell has exited"
-        out, err = self._capture.tails[1], self._capture.tails[2]
+        record = self._capture.record
         kind: ErrorKind | None
         error: str | None
         if self._killed_by is not None:
@@ -232,16 +317,17 @@ class JobProcess:
                 f"timed out after {self._timeout:g}s; process group killed",
             )
         else:
-            error = _describe_exit(code, err.value())
+            error = _describe_exit(code, record.value("stderr"))
             kind = None if error is None else ErrorKind.EXIT
         return Outcome(
             kind,
             exit_code=code if code >= 0 else None,
             error=error,
-            stdout=out.value(),
-            stderr=err.value(),
-            stdout_truncated=out.truncated,
-            stderr_truncated=err.truncated,
+            stdout=record.value("stdout"),
+            stderr=record.value("stderr"),
+            stdout_truncated=record.truncated("stdout"),
+            stderr_truncated=record.truncated("stderr"),
+            output=record.chunks(),
         )
 
 

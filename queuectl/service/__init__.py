@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from queuectl.config import Config, config_key, parse_config_value
 from queuectl.errors import BadInput, DuplicateJobId, QueuectlError
@@ -28,6 +28,7 @@ from queuectl.states import CANCELABLE, JobState
 
 if TYPE_CHECKING:
     from queuectl.engine.process import WorkerOptions
+    from queuectl.engine.status import EngineReport
     from queuectl.store import Progress, Store
 
 DB_ENV = "QUEUECTL_DB"
@@ -104,132 +105,59 @@ async def enqueue_batch(queue: Queue, batch: JobBatch, progress: Progress | None
 # --- reading ----------------------------------------------------------------------------------
 
 
+# The commands that only read open the store with create=False: a typo in --home or --db says
+# that there is no queue there instead of creating an empty one that looks fine.
+
+
 async def list_jobs(queue: Queue, state: JobState | None = None, limit: int = 50) -> list[Job]:
-    async with queue.store() as store:
+    async with queue.store(create=False) as store:
         return await store.list_jobs(state, limit)
 
 
 async def job_detail(queue: Queue, job_id: str) -> tuple[Job, list[Attempt]]:
-    async with queue.store() as store:
+    async with queue.store(create=False) as store:
         return await store.get(job_id), await store.attempts(job_id)
 
 
 class QueueStatus(NamedTuple):
+    database: str
     counts: dict[JobState, int]
-    #: the engine's own report (running, pid, concurrency, running_jobs, ...), or what the
-    #: lock tells when it does not answer
-    engine: dict[str, Any]
+    paused: bool
+    engine: EngineReport
 
     def as_dict(self) -> dict[str, Any]:
-        return {"counts": {s.value: n for s, n in self.counts.items()}, "engine": self.engine}
+        """The documented schema of `status --json` (README): the same keys in every state."""
+        return {
+            "database": self.database,
+            "paused": self.paused,
+            "counts": {state.value: count for state, count in self.counts.items()},
+            "engine": self.engine.as_dict(),
+        }
 
 
 async def status(queue: Queue) -> QueueStatus:
-    async with queue.store() as store:
-        counts = await store.counts()
-    return QueueStatus(counts, await engine_status(queue))
+    async with queue.store(create=False) as store:
+        counts, paused = await store.counts(), await store.paused()
+        database = store.location
+    return QueueStatus(database, counts, paused, await engine_status(queue))
 
 
-async def engine_status(queue: Queue) -> dict[str, Any]:
+async def engine_status(queue: Queue) -> EngineReport:
     """Never raises for an absent or stuck engine: a status must show what it can."""
     from queuectl.control.client import call
     from queuectl.control.protocol import ControlError, NoEngine
+    from queuectl.engine.status import EngineReport
     from queuectl.lock import holder
 
     try:
-        return {"running": True, **await call(queue.socket, "status", timeout=3.0)}
+        return EngineReport.from_reply(await call(queue.socket, "status", timeout=3.0))
     except NoEngine:
         pid = holder(queue.lock)
-        return {
-            "running": pid is not None,
-            "pid": pid,
-            **({"error": "not answering on the control socket"} if pid else {}),
-        }
+        if pid is None:
+            return EngineReport(running=False)
+        return EngineReport(running=True, pid=pid, error="not answering on the control socket")
     except ControlError as exc:
-        return {"running": True, "pid": None, "error": str(exc)}
-
-
-Stream = Literal["stdout", "stderr"]
-
-
-class Chunk(NamedTuple):
-    stream: Stream
-    data: bytes
-
-
-#: told before output whose start the store dropped (config key output-limit)
-TRUNCATED = b"[... earlier output truncated ...]\n"
-
-
-async def logs(
-    queue: Queue, job_id: str, run: int | None = None, follow: bool = False
-) -> AsyncGenerator[Chunk, None]:
-    """A job's output: the stored output of one attempt (`run`, default the latest), or with
-    `follow` the running attempt's live output until it ends.
-
-    A followed job that is not running, or that ends before its engine can stream it, gets its
-    stored output instead: the caller sees the output either way. A job not yet run is waited
-    for.
-    """
-    if follow and run is not None:
-        raise BadInput("--follow shows the running attempt; drop --attempt")
-    async with queue.store() as store:
-        if follow and await _started(store, job_id):
-            from queuectl.control.protocol import ControlError
-
-            try:
-                async for chunk in _live(queue, job_id):
-                    yield chunk
-                return
-            except ControlError:
-                pass  # it ended between our look and the engine's: show what was stored
-        attempts = await store.attempts(job_id)
-    chosen = _attempt(job_id, attempts, run)
-    outputs: tuple[tuple[Stream, bytes, bool], ...] = (
-        ("stdout", chosen.stdout, chosen.stdout_truncated),
-        ("stderr", chosen.stderr, chosen.stderr_truncated),
-    )
-    for stream, data, truncated in outputs:
-        if truncated:
-            yield Chunk(stream, TRUNCATED)
-        if data:
-            yield Chunk(stream, data)
-
-
-async def _started(store: Store, job_id: str) -> bool:
-    """Wait for the job's first run; then whether it is running."""
-    job = await store.get(job_id)
-    while job.state is JobState.PENDING and job.runs == 0:
-        await asyncio.sleep(0.1)
-        job = await store.get(job_id)
-    return job.state is JobState.PROCESSING
-
-
-async def _live(queue: Queue, job_id: str) -> AsyncIterator[Chunk]:
-    from queuectl.control.client import ControlClient
-
-    client = await ControlClient.connect(queue.socket)
-    async for reply in client.stream("follow", id=job_id):
-        if "stream" in reply:
-            stream: Stream = "stdout" if reply["stream"] == "stdout" else "stderr"
-            yield Chunk(stream, reply["data"].encode("utf-8", "surrogateescape"))
-        elif reply.get("overflowed"):
-            raise QueuectlError(
-                "fell too far behind the job's output; run `queuectl "
-                f"logs {job_id}` for the stored tail"
-            )
-
-
-def _attempt(job_id: str, attempts: Sequence[Attempt], run: int | None) -> Attempt:
-    if not attempts:
-        raise BadInput(f"job {job_id!r} has not run yet; see `queuectl show {job_id}`")
-    found = attempts[-1] if run is None else next((a for a in attempts if a.run == run), None)
-    if found is not None:
-        return found
-    raise BadInput(
-        f"job {job_id!r} has no attempt {run}; it has run "
-        f"{len(attempts)} time{'s' if len(attempts) != 1 else ''}"
-    )
+        return EngineReport(running=True, pid=holder(queue.lock), error=str(exc))
 
 
 # --- changing jobs ----------------------------------------------------------------------------
@@ -280,7 +208,7 @@ async def _cancel_running(queue: Queue, store: Store, job: Job) -> Job:
 
 
 async def config(queue: Queue) -> Config:
-    async with queue.store() as store:
+    async with queue.store(create=False) as store:
         return await store.config()
 
 
@@ -318,11 +246,17 @@ async def wake(queue: Queue) -> None:
 
 
 async def pause(queue: Queue) -> None:
-    await engine_call(queue, "pause")
+    """Stored in the queue, so it holds with or without an engine and across restarts; the
+    running engine (which would notice within a poll anyway) is woken to stop claiming now."""
+    async with queue.store() as store:
+        await store.set_paused(True)
+    await wake(queue)
 
 
 async def resume(queue: Queue) -> None:
-    await engine_call(queue, "resume")
+    async with queue.store() as store:
+        await store.set_paused(False)
+    await wake(queue)
 
 
 async def scale(queue: Queue, concurrency: int) -> None:
@@ -361,10 +295,15 @@ def engine_options(
     until_empty: bool = False,
     quiet: bool = False,
     loop: str = "asyncio",
+    until_idle: bool = False,
 ) -> WorkerOptions:
     from queuectl.engine.process import WorkerOptions
 
-    return WorkerOptions(queue.home, queue.db, concurrency, until_empty, quiet, loop)
+    if until_empty and until_idle:
+        raise BadInput("--until-empty and --until-idle exclude each other; give one")
+    return WorkerOptions(
+        queue.home, queue.db, concurrency, until_empty, quiet, loop, until_idle=until_idle
+    )
 
 
 async def start_detached(queue: Queue, options: WorkerOptions) -> int:

@@ -11,13 +11,14 @@ whose clocks may disagree); callers pass durations (a lease, a retry delay), not
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import enum
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from queuectl.config import Config
-from queuectl.errors import BadInput
+from queuectl.errors import BadInput, DuplicateJobId
 from queuectl.models import Attempt, Job, JobSpec, Outcome
 from queuectl.paths import DB_NAME
 from queuectl.states import JobState, Transition
@@ -41,6 +42,44 @@ class PidUpdate:
     pid: int
 
 
+@dataclass(frozen=True, slots=True)
+class JobChanges:
+    """What `edit` changes in a job (validated by the caller, as at enqueue); None keeps the
+    field. `delay` is a duration from the store's own "now", an alternative to `run_at`."""
+
+    command: str | None = None
+    priority: int | None = None
+    max_retries: int | None = None
+    timeout: float | None = None
+    clear_timeout: bool = False  # no timeout from now on (`timeout` must be None)
+    run_at: float | None = None
+    delay: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self == JobChanges()
+
+
+class JobOrder(enum.StrEnum):
+    """The orders a listing can take; each one a store serves from an index, page by page."""
+
+    CREATED = "created"  # newest first
+    #: the waiting jobs (states.RUNNABLE) soonest due first, then the others newest first
+    NEXT_RUN = "next-run"
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """Which jobs a listing wants, in which order; every store gives the same answer."""
+
+    states: frozenset[JobState] = frozenset()  # empty: every state
+    grep: str | None = None  # a substring (case-sensitive) of the id, the command or the label
+    since: float | None = None  # created at or after
+    until: float | None = None  # created before
+    order: JobOrder = JobOrder.CREATED
+    limit: int | None = None  # None: every match
+
+
 class Store(Protocol):
     @property
     def location(self) -> str:
@@ -61,6 +100,15 @@ class Store(Protocol):
     async def list_jobs(self, state: JobState | None, limit: int) -> list[Job]:
         """Newest first."""
 
+    def iter_jobs(self, job_filter: JobFilter) -> AsyncIterator[Job]:
+        """The matching jobs in the filter's order, read in pages (keyset, never OFFSET) of
+        short reads: memory stays flat for a million jobs and no read holds the database for
+        the length of the listing. A job is listed at most once under CREATED; under NEXT_RUN
+        a job whose due time changes while the listing runs may be missed or seen twice."""
+
+    async def count_jobs(self, job_filter: JobFilter) -> int:
+        """How many jobs match, whatever the filter's limit."""
+
     async def counts(self) -> dict[JobState, int]: ...
 
     async def attempts(self, job_id: str) -> list[Attempt]: ...
@@ -72,10 +120,60 @@ class Store(Protocol):
         """Cancel a waiting job (states.CANCELABLE); returns the job as it now is, so the
         caller can tell a job that was running or already over."""
 
+    # --- managing jobs (restart, edit, delete, purge): store/sqlite_manage.py
+    # Operations on ids given are all or nothing: an unknown id raises JobNotFound, a job in
+    # a state the operation does not take raises BadInput naming it, and nothing is changed.
+    # Operations on a whole state or age run in short batches (each its own transaction), so
+    # that a million jobs never hold the queue's write lock for long.
+
+    async def restart(self, job_ids: Sequence[str]) -> list[str]:
+        """Back to pending, due now, attempts reset (history kept), for jobs in
+        states.RESTARTABLE; returns the ids (each once)."""
+
+    async def restart_in_state(self, state: JobState, progress: Progress | None = None) -> int:
+        """Restart every job in `state` (none unless it is in states.RESTARTABLE); how many."""
+
+    async def edit(self, job_id: str, changes: JobChanges) -> Job:
+        """Apply the changes to a job at rest (states.AT_REST); returns it as it now is."""
+
+    async def delete(self, job_ids: Sequence[str]) -> list[str]:
+        """Remove jobs at rest with their attempts, freeing their ids; returns the ids."""
+
+    async def cancel_many(self, job_ids: Sequence[str]) -> list[Job]:
+        """Cancel the waiting ones of these jobs (states.CANCELABLE) in one transaction, after
+        checking that each exists and can be canceled (states.can_cancel); returns every job
+        as it now is: a running one is still processing, for its engine to kill."""
+
+    async def cancel_in_state(self, state: JobState, progress: Progress | None = None) -> int:
+        """Cancel every job in `state` (none unless it is in states.CANCELABLE); how many."""
+
+    async def purgeable(self, states: Sequence[JobState], older_than: float | None) -> int:
+        """How many jobs `purge` would delete now."""
+
+    async def purge(
+        self,
+        states: Sequence[JobState],
+        older_than: float | None,
+        progress: Progress | None = None,
+    ) -> int:
+        """Delete the jobs in `states` (all at rest, else BadInput) older than `older_than`
+        seconds (None: any age), with their attempts; how many. A finished job's age runs from
+        when it finished, a waiting job's from when it was enqueued."""
+
+    async def drop_output(self, older_than: float, progress: Progress | None = None) -> int:
+        """Drop the stored output of attempts that finished more than `older_than` seconds ago,
+        keeping the attempts themselves (both their streams are then marked truncated); how many."""
+
     # --- configuration
     async def config(self) -> Config: ...
 
     async def set_config(self, name: str, value: Any) -> None: ...
+
+    async def paused(self) -> bool:
+        """Whether the queue is paused: then `claim` returns no job, whichever engine asks."""
+
+    async def set_paused(self, paused: bool) -> None:
+        """Pause or resume the queue; kept in the queue itself, so it outlives every engine."""
 
     # --- the engine's side
     async def attach_engine(self, engine_id: str) -> None:
@@ -86,7 +184,7 @@ class Store(Protocol):
 
     async def claim(self, owner: str, limit: int, lease: float) -> list[Job]:
         """Move up to `limit` due runnable jobs to processing under `owner`'s lease of `lease`
-        seconds, in order of priority (highest first), due time, id."""
+        seconds, in order of priority (highest first), due time, id; none while paused."""
 
     async def renew_leases(self, owner: str, lease: float) -> None: ...
 
@@ -109,6 +207,18 @@ class Store(Protocol):
         `timeout` seconds pass (False)."""
 
 
+def unique_ids(specs: Sequence[JobSpec]) -> set[str]:
+    """The ids the specs name; DuplicateJobId if one is named twice (before any write, so that
+    a batch refused for it stores nothing on any backend)."""
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.id is not None:
+            if spec.id in seen:
+                raise DuplicateJobId(spec.id)
+            seen.add(spec.id)
+    return seen
+
+
 SQLITE_SCHEME = "sqlite://"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -123,10 +233,10 @@ def sqlite_path(target: str | Path) -> Path:
             raise BadInput(f"invalid database URL {target!r}; use sqlite:///ABSOLUTE/PATH/queue.db")
         return Path(path)
     if target.startswith(POSTGRES_SCHEMES):
-        raise BadInput(f"PostgreSQL is not supported by this queuectl yet: {target!r}")
+        raise BadInput(f"{target!r} is a PostgreSQL URL, not a SQLite file")
     raise BadInput(
-        f"unknown database URL {target!r}; use sqlite:///PATH/queue.db (or omit --db to use "
-        "the queue home)"
+        f"unknown database URL {target!r}; use sqlite:///PATH/queue.db, "
+        "postgresql://USER@HOST:PORT/DATABASE (or omit --db to use the queue home)"
     )
 
 
@@ -134,13 +244,17 @@ async def open_store(
     target: str | Path, *, durable: bool = True, clock: Clock | None = None, create: bool = True
 ) -> Store:
     """Open (creating if needed) the queue that `target` names: a home directory, or a
-    database URL (sqlite:///PATH).
+    database URL (sqlite:///PATH, postgresql://USER@HOST:PORT/DATABASE).
 
     durable=True makes each commit survive power loss; the engine opens with False, as losing
     its last state update to a power cut only makes a job run again. `clock` replaces the
     store's clock (tests). create=False raises QueueMissing instead of creating a queue
     that does not exist (for commands that only read).
     """
+    if isinstance(target, str) and target.startswith(POSTGRES_SCHEMES):
+        from queuectl.store.postgres import PostgresStore  # asyncpg: imported only when used
+
+        return await PostgresStore.open(target, durable=durable, clock=clock, create=create)
     from queuectl.store.sqlite import SqliteStore
 
     return await SqliteStore.open(sqlite_path(target), durable=durable, clock=clock, create=create)

@@ -19,28 +19,25 @@ from queuectl.errors import BadInput, DuplicateJobId, JobNotFound
 from queuectl.models import Attempt, Job, JobSpec
 from queuectl.specs import new_job_id
 from queuectl.states import JobState, KillReason
-from queuectl.store import Progress
+from queuectl.store import Progress, unique_ids
 from queuectl.store.sqlite_base import translated
 from queuectl.store.sqlite_db import SQL, attempt_of, job_of
 from queuectl.store.sqlite_engine import SqliteEngineOps
+from queuectl.store.sqlite_list import SqliteListOps
+from queuectl.store.sqlite_manage import SqliteManageOps
 
 _CHUNK = 500  # ids per IN (...) lookup
 _INSERT_BATCH = 5000  # rows per executemany, so a bulk enqueue can report progress
 
 
-class SqliteStore(SqliteEngineOps):
+class SqliteStore(SqliteListOps, SqliteManageOps, SqliteEngineOps):
     # --- jobs as the CLI sees them -----------------------------------------------------------
 
     @translated
     async def enqueue(
         self, specs: Sequence[JobSpec], progress: Progress | None = None
     ) -> list[str]:
-        seen: set[str] = set()
-        for spec in specs:
-            if spec.id is not None:
-                if spec.id in seen:
-                    raise DuplicateJobId(spec.id)
-                seen.add(spec.id)
+        seen = unique_ids(specs)
         try:
             async with self._write() as conn:
                 config = await self._config()
@@ -73,6 +70,7 @@ class SqliteStore(SqliteEngineOps):
             now,
             run_at,
             run_at,
+            spec.label,
         )
 
     async def _existing_ids(self, ids: Sequence[str]) -> list[str]:
@@ -146,3 +144,12 @@ class SqliteStore(SqliteEngineOps):
             raise BadInput(f"unknown config key {name!r}")
         async with self._write() as conn:
             await conn.execute(SQL["set_config"], (name, json.dumps(value)))
+
+    @translated
+    async def paused(self) -> bool:
+        return bool(await self._rows("is_paused"))
+
+    @translated
+    async def set_paused(self, paused: bool) -> None:
+        async with self._write() as conn:
+            await conn.execute(SQL["set_paused"], (json.dumps(paused),))

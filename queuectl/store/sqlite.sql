@@ -70,8 +70,8 @@ CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at)
 
 -- name: insert_job
 INSERT INTO jobs (id, command, state, priority, max_retries, timeout, cwd, env,
-                  created_at, updated_at, run_at, next_run_at)
-VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  created_at, updated_at, run_at, next_run_at, label)
+VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: get_job
 SELECT * FROM jobs WHERE id = ?
@@ -111,21 +111,36 @@ SELECT key, value FROM config
 INSERT INTO config (key, value) VALUES (?, ?)
     ON CONFLICT (key) DO UPDATE SET value = excluded.value
 
+-- name: is_paused
+-- The queue's pause lives in the config table under a key that is no config key (so that
+-- `config list` never shows it and `config set` refuses it): 'true' while paused.
+SELECT 1 FROM config WHERE key = 'internal:paused' AND value = 'true'
+
+-- name: set_paused
+INSERT INTO config (key, value) VALUES ('internal:paused', ?)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value
+
 -- name: count_due
--- How many jobs are runnable now, counted only up to :limit (a bounded scan of jobs_due).
+-- How many jobs are runnable now, counted only up to :limit (a bounded scan of jobs_due);
+-- none while the queue is paused (one primary-key lookup in config).
 SELECT count(*) FROM (SELECT 1 FROM jobs INDEXED BY jobs_due
                        WHERE state IN ({runnable}) AND next_run_at <= :now
+                         AND NOT EXISTS (SELECT 1 FROM config
+                                          WHERE key = 'internal:paused' AND value = 'true')
                        LIMIT :limit)
 
 -- name: claim
 -- :limit is at most the number of due jobs, so the scan of jobs_runnable stops as soon as it
--- has them all instead of walking through the future-dated jobs behind them.
+-- has them all instead of walking through the future-dated jobs behind them. Nothing is
+-- claimed while the queue is paused, also when the pause came after count_due.
 UPDATE jobs
    SET state = 'processing', attempts = attempts + 1, runs = runs + 1,
        lease_owner = :owner, lease_expires_at = :until, started_at = :now,
        finished_at = NULL, updated_at = :now, pid = NULL
  WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_runnable
                WHERE state IN ({runnable}) AND next_run_at <= :now
+                 AND NOT EXISTS (SELECT 1 FROM config
+                                  WHERE key = 'internal:paused' AND value = 'true')
                ORDER BY priority DESC, next_run_at, id
                LIMIT :limit)
 RETURNING *
@@ -152,9 +167,11 @@ UPDATE jobs
  WHERE id = :id AND state = :from_state AND lease_owner = :owner AND runs = :run
 
 -- name: finish_attempt
+-- :output holds both streams in order (store/sqlite_output.py); stdout and stderr stay empty,
+-- as they are derived from it (only attempts recorded before v3 have their bytes there).
 UPDATE attempts
    SET finished_at = :now, exit_code = :exit_code, error = :error, error_kind = :error_kind,
-       stdout = :stdout, stderr = :stderr,
+       stdout = x'', stderr = x'', output = :output,
        stdout_truncated = :stdout_truncated, stderr_truncated = :stderr_truncated
  WHERE job_id = :id AND run = :run
 

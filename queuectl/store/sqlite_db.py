@@ -12,7 +12,6 @@ import os
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,7 +19,17 @@ import aiosqlite
 
 from queuectl.errors import StorageError
 from queuectl.models import Attempt, Job
-from queuectl.states import CANCELABLE, RETRYABLE, RUNNABLE, ErrorKind, JobState
+from queuectl.states import (
+    AT_REST,
+    CANCELABLE,
+    FINISHED,
+    RESTARTABLE,
+    RETRYABLE,
+    RUNNABLE,
+    ErrorKind,
+    JobState,
+)
+from queuectl.store.sqlite_output import decode as decode_output
 
 SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 30_000
@@ -37,13 +46,16 @@ def _load_sql() -> dict[str, str]:
         "runnable": _states(RUNNABLE),
         "cancelable": _states(CANCELABLE),
         "retryable": _states(RETRYABLE),
+        "finished": _states(FINISHED),
+        "restartable": _states(RESTARTABLE),
+        "at_rest": _states(AT_REST),
     }
     sql: dict[str, str] = {}
-    files = resources.files("queuectl.store")
-    for name in sorted(entry.name for entry in files.iterdir()):
-        if not (name.startswith("sqlite") and name.endswith(".sql")):
-            continue
-        blocks = re.split(r"^-- name: (\w+)\n", files.joinpath(name).read_text(), flags=re.M)
+    # The files beside this module, not importlib.resources: importing that costs every CLI
+    # start-up ~4 ms (tempfile, shutil, zipfile), and the package is always installed as files.
+    for path in sorted(Path(__file__).parent.glob("sqlite*.sql")):
+        name = path.name
+        blocks = re.split(r"^-- name: (\w+)\n", path.read_text("utf-8"), flags=re.M)
         for block, body in zip(blocks[1::2], blocks[2::2], strict=True):
             if block in sql:
                 raise RuntimeError(f"SQL block {block!r} is defined twice ({name})")
@@ -149,7 +161,7 @@ def job_of(row: sqlite3.Row) -> Job:
         max_retries=row["max_retries"],
         timeout=row["timeout"],
         cwd=row["cwd"],
-        env=json.loads(row["env"]),
+        env={} if row["env"] == "{}" else json.loads(row["env"]),  # most jobs: no env
         attempts=row["attempts"],
         runs=row["runs"],
         created_at=row["created_at"],
@@ -164,10 +176,18 @@ def job_of(row: sqlite3.Row) -> Job:
         lease_expires_at=row["lease_expires_at"],
         pid=row["pid"],
         error_kind=_error_kind(row["error_kind"]),
+        label=row["label"],
     )
 
 
 def attempt_of(row: sqlite3.Row) -> Attempt:
+    """Both streams come from the ordered output when there is one (sqlite_output.py), else
+    from the columns of an attempt recorded before it was kept."""
+    stdout, stderr = bytes(row["stdout"]), bytes(row["stderr"])
+    output = None if row["output"] is None else decode_output(row["output"])
+    if output is not None:
+        stdout = b"".join(data for stream, data in output if stream == "stdout")
+        stderr = b"".join(data for stream, data in output if stream == "stderr")
     return Attempt(
         job_id=row["job_id"],
         run=row["run"],
@@ -176,9 +196,10 @@ def attempt_of(row: sqlite3.Row) -> Attempt:
         finished_at=row["finished_at"],
         exit_code=row["exit_code"],
         error=row["error"],
-        stdout=bytes(row["stdout"]),
-        stderr=bytes(row["stderr"]),
+        stdout=stdout,
+        stderr=stderr,
         stdout_truncated=bool(row["stdout_truncated"]),
         stderr_truncated=bool(row["stderr_truncated"]),
         error_kind=_error_kind(row["error_kind"]),
+        output=output,
     )

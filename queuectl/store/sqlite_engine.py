@@ -18,6 +18,7 @@ from queuectl.models import Job
 from queuectl.store import Finish, PidUpdate
 from queuectl.store.sqlite_base import SqliteBase, translated
 from queuectl.store.sqlite_db import SQL, job_of, pragma
+from queuectl.store.sqlite_output import encode as encode_output
 
 CHANGE_POLL = 0.05  # seconds between looks at data_version while waiting for a change
 
@@ -139,8 +140,7 @@ def finish_params(finish: Finish, now: float) -> dict[str, Any]:
         "exit_code": outcome.exit_code,
         "error": outcome.error,
         "error_kind": None if outcome.error_kind is None else outcome.error_kind.value,
-        "stdout": outcome.stdout,
-        "stderr": outcome.stderr,
+        "output": encode_output(outcome.chunks()),
         "stdout_truncated": outcome.stdout_truncated,
         "stderr_truncated": outcome.stderr_truncated,
     }

@@ -283,7 +283,8 @@ def test_fuzzed_job_file_is_all_or_nothing_naming_the_bad_line(backend: Backend,
         result = cli("enqueue", "--file", str(path))
         if kind == "ok":
             assert result.returncode == 0, (lines, result.stderr)
-            assert result.stdout.strip() == f"enqueued {detail} jobs", result.stdout
+            plural = "" if detail == 1 else "s"
+            assert result.stdout.strip() == f"enqueued {detail} job{plural}", result.stdout
             assert len(job_ids(backend)) == len(job_ids_of(before)) + detail
             return
         message = assert_rejected(result, backend, before)

@@ -1,0 +1,201 @@
+"""The engine's side of the PostgreSQL store: attach, claim, leases, finishing, orphans, waiting.
+
+Many engines, on many hosts, share one database. Each registers in queuectl_engines and beats
+its heartbeat with every lease renewal. A job is an orphan when its lease ran out, or at once
+when its engine ran on this machine and its process is gone (a recycled pid is told apart by
+the process's start time), so a restarted engine settles a killed one's jobs without waiting
+for their leases. Every change of a running job is guarded by (state, lease owner, run): the
+fencing token that keeps a late result of a presumed-dead engine from overwriting a newer run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from queuectl import __version__, procfs
+from queuectl.models import Job
+from queuectl.store import Finish, PidUpdate
+from queuectl.store.postgres_base import PostgresBase, Tx
+from queuectl.store.postgres_db import POOL_SIZE, job_of, translated
+from queuectl.store.sqlite_output import encode as encode_output
+
+
+class PostgresEngineOps(PostgresBase):
+    @translated
+    async def attach_engine(self, engine_id: str) -> None:
+        """Register the engine (any number may attach), and start listening for changes."""
+        await self._execute(
+            "attach_engine",
+            engine_id,
+            MACHINE,
+            socket.gethostname(),
+            os.getpid(),
+            process_started(os.getpid()),
+            __version__,
+        )
+        self._engine_id = engine_id
+        await asyncio.gather(self._watch.start(), self._warm_up())
+
+    async def _warm_up(self) -> None:
+        """Open every connection of the pool and prepare the engine's statements on each, by
+        running them so that they change nothing: else the first claims and finishes that run
+        side by side each wait for a new connection and a prepare (tens of ms, measured), and a
+        finish lands well after the claim that reused its slot."""
+        async with contextlib.AsyncExitStack() as stack:
+            conns = [
+                await stack.enter_async_context(self._pool.acquire()) for _ in range(POOL_SIZE)
+            ]
+            results = await asyncio.gather(
+                *(self._no_ops(conn) for conn in conns), return_exceptions=True
+            )
+        for result in results:  # every connection is back in the pool before this raises
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _no_ops(self, conn: asyncpg.Connection) -> None:
+        tx = Tx(self, conn)
+        await tx.fetch("claim", "", 0, 0.0)  # a bound of 0: locks and changes nothing
+        await tx.fetch("finish_many", *_finish_args(()))
+        await tx.execute("set_pids", *_pid_args(()))
+        await tx.execute("renew_leases", "", 0.0)
+        await tx.fetch("get_config")
+        await tx.value("next_due")
+
+    @translated
+    async def detach_engine(self, engine_id: str) -> None:
+        await self._execute("detach_engine", engine_id)
+        if self._engine_id == engine_id:
+            self._engine_id = None
+
+    @translated
+    async def claim(self, owner: str, limit: int, lease: float) -> list[Job]:
+        self._watch.looked()
+        if limit <= 0:
+            return []
+        return [job_of(row) for row in await self._fetch("claim", owner, limit, lease)]
+
+    @translated
+    async def renew_leases(self, owner: str, lease: float) -> None:
+        await self._execute("renew_leases", owner, lease)
+
+    @translated
+    async def finish_many(
+        self, finishes: Sequence[Finish], pids: Sequence[PidUpdate] = ()
+    ) -> list[bool]:
+        """One transaction; the finishes in one statement, whose answer names those that
+        applied (a finish whose job moved on matches no row)."""
+        if not finishes and not pids:
+            return []
+        if not pids:
+            places = {
+                row["ord"] for row in await self._fetch("finish_many", *_finish_args(finishes))
+            }
+        elif not finishes:
+            await self._execute("set_pids", *_pid_args(pids))
+            return []
+        else:
+            async with self._transaction() as tx:  # pids first: a finish clears the pid
+                await tx.execute("set_pids", *_pid_args(pids))
+                rows = await tx.fetch("finish_many", *_finish_args(finishes))
+                places = {row["ord"] for row in rows}
+        return [place in places for place in range(1, len(finishes) + 1)]
+
+    @translated
+    async def orphans(self, owner: str) -> list[Job]:
+        """Running jobs of other owners whose lease expired, or whose engine ran on this
+        machine and is gone; dead engines of this machine that hold nothing are forgotten."""
+        dead = [
+            str(row["id"])
+            for row in await self._fetch("machine_engines", MACHINE, owner)
+            if not same_process(int(row["pid"]), row["pid_started"])
+        ]
+        jobs = [job_of(row) for row in await self._fetch("orphans", owner, dead)]
+        if dead:
+            held = {job.lease_owner for job in jobs}
+            await self._execute("forget_engines", [e for e in dead if e not in held])
+        return jobs
+
+    @translated
+    async def due_in(self, retries_only: bool = False) -> float | None:
+        due = await self._value("next_retry" if retries_only else "next_due")
+        return None if due is None else float(due)
+
+    @translated
+    async def wait_for_change(self, timeout: float) -> bool:
+        """LISTEN on a connection of the store's own; polling while it is down (see
+        postgres_listen.py)."""
+        return await self._watch.wait(timeout)
+
+
+def _machine() -> str:
+    """This machine as the engines table names it: the hostname, and where the kernel tells,
+    its boot and pid namespace, so that a pid means the same process only on the same kernel
+    since the same boot and in the same namespace."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as file:
+            boot = file.read().strip()
+    except OSError:
+        boot = ""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return f"{socket.gethostname()}/{boot}/{namespace}"
+
+
+MACHINE = _machine()
+
+
+def process_started(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot, /proc/PID/stat field 22)."""
+    fields = procfs.stat_fields(pid)
+    if fields is None or len(fields) < 20:
+        return None
+    return int(fields[19])
+
+
+def same_process(pid: int, started: Any) -> bool:
+    """Whether the engine registered as (pid, start time) still runs."""
+    if not procfs.alive(pid):
+        return False
+    return started is None or process_started(pid) in (None, int(started))
+
+
+def _finish_args(finishes: Sequence[Finish]) -> list[list[Any]]:
+    columns: list[list[Any]] = [[] for _ in range(13)]
+    for finish in finishes:
+        job, transition, outcome = finish.job, finish.transition, finish.outcome
+        row = (
+            job.id,
+            job.lease_owner,
+            job.runs,
+            transition.from_state.value,
+            transition.state.value,
+            transition.attempts,
+            transition.due_in,
+            outcome.exit_code,
+            outcome.error,
+            None if outcome.error_kind is None else outcome.error_kind.value,
+            outcome.stdout_truncated,
+            outcome.stderr_truncated,
+            encode_output(outcome.chunks()),
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
+
+
+def _pid_args(pids: Sequence[PidUpdate]) -> list[list[Any]]:
+    return [
+        [p.job.id for p in pids],
+        [p.job.lease_owner for p in pids],
+        [p.job.runs for p in pids],
+        [p.pid for p in pids],
+    ]

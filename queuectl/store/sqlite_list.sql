@@ -1,0 +1,37 @@
+-- Listings (store/sqlite_list.py), one keyset page per statement: (:at, :seq) is the sort key
+-- of the previous page's last row, with rowid breaking ties between jobs of one instant in the
+-- order they were enqueued. :states is a JSON array of states, or '' for every state; :grep is
+-- a substring of the id, command or label, '' for any; :since and :until bound created_at.
+-- Each walks an index in its order (no sort, no OFFSET): a page costs what it returns.
+
+-- name: list_created
+-- Newest first; the first page starts at (:until, 0), which is how :until applies.
+SELECT rowid AS seq, * FROM jobs INDEXED BY jobs_created
+ WHERE (created_at, rowid) < (:at, :seq) AND created_at >= :since
+   AND (:states = '' OR state IN (SELECT value FROM json_each(:states)))
+   AND (:grep = '' OR instr(id, :grep) OR instr(command, :grep) OR instr(label, :grep))
+ ORDER BY created_at DESC, rowid DESC
+ LIMIT :page
+
+-- name: list_created_in_state
+SELECT rowid AS seq, * FROM jobs INDEXED BY jobs_state_created
+ WHERE state = :state AND (created_at, rowid) < (:at, :seq) AND created_at >= :since
+   AND (:grep = '' OR instr(id, :grep) OR instr(command, :grep) OR instr(label, :grep))
+ ORDER BY created_at DESC, rowid DESC
+ LIMIT :page
+
+-- name: list_due
+-- Waiting jobs soonest due first, through the claim's own partial index.
+SELECT rowid AS seq, * FROM jobs INDEXED BY jobs_due
+ WHERE state IN ({runnable}) AND state IN (SELECT value FROM json_each(:states))
+   AND (next_run_at, rowid) > (:at, :seq)
+   AND created_at >= :since AND created_at < :until
+   AND (:grep = '' OR instr(id, :grep) OR instr(command, :grep) OR instr(label, :grep))
+ ORDER BY next_run_at, rowid
+ LIMIT :page
+
+-- name: count_jobs
+SELECT count(*) FROM jobs
+ WHERE created_at >= :since AND created_at < :until
+   AND (:states = '' OR state IN (SELECT value FROM json_each(:states)))
+   AND (:grep = '' OR instr(id, :grep) OR instr(command, :grep) OR instr(label, :grep))
