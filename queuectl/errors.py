@@ -43,3 +43,33 @@ class DuplicateJobId(BadInput):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"job id {job_id!r} already exists; choose another id or omit it")
         self.job_id = job_id
+
+
+class SpawnError(QueuectlError):
+    """The command could not be started; the message is the reason, fit to show the user.
+
+    `permanent`: starting it again will fail the same way (its working directory is missing,
+    not a directory or not accessible) until someone fixes it; a fork or exec failure for lack
+    of memory, processes or file descriptors is not, as it goes away with the load.
+    """
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class ControlError(QueuectlError):
+    """The engine answered with an error, or could not be talked to."""
+
+
+class NoEngine(ControlError):
+    def __init__(self) -> None:
+        super().__init__(
+            "no engine is running on this queue; start one with `queuectl worker start`"
+        )
+
+
+class WaitTimeout(QueuectlError):
+    """`wait` gave up: its own exit code, as timeout(1) has, so scripts can tell it apart."""
+
+    exit_code = 124

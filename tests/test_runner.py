@@ -19,7 +19,8 @@ import pytest
 from helpers import async_wait_for
 
 from queuectl import procfs
-from queuectl.engine.runner import JobProcess, OutputRecord, SpawnError, Tail
+from queuectl.engine.runner import JobProcess, OutputRecord, Tail
+from queuectl.errors import SpawnError
 from queuectl.models import Chunk, Outcome
 from queuectl.states import ErrorKind, KillReason, OutcomeKind
 

@@ -9,14 +9,8 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
-from queuectl.control.protocol import (
-    MAX_LINE,
-    PROTOCOL_VERSION,
-    ControlError,
-    NoEngine,
-    Reply,
-    encode,
-)
+from queuectl.control.protocol import MAX_LINE, PROTOCOL_VERSION, Reply, encode
+from queuectl.errors import ControlError, NoEngine
 
 
 class ControlClient:

@@ -13,8 +13,6 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from queuectl.errors import QueuectlError
-
 PROTOCOL_VERSION = 1
 MAX_LINE = 64 * 1024  # longest request the server reads; a longer one is refused
 OPS = ("status", "stop", "wake", "pause", "resume", "scale", "cancel", "follow", "kill")
@@ -22,17 +20,6 @@ OPS = ("status", "stop", "wake", "pause", "resume", "scale", "cancel", "follow",
 Reply = dict[str, Any]
 Send = Callable[[Reply], Awaitable[None]]
 Handler = Callable[[Reply, Send], Awaitable[None]]
-
-
-class ControlError(QueuectlError):
-    """The engine answered with an error, or could not be talked to."""
-
-
-class NoEngine(ControlError):
-    def __init__(self) -> None:
-        super().__init__(
-            "no engine is running on this queue; start one with `queuectl worker start`"
-        )
 
 
 def encode(message: Reply) -> bytes:

@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 from queuectl.control.client import ControlClient
-from queuectl.control.protocol import ControlError
 from queuectl.engine.process import WorkerOptions
-from queuectl.errors import EngineRunning, QueuectlError
+from queuectl.errors import ControlError, EngineRunning, QueuectlError
 
 START_TIMEOUT = 15.0
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from queuectl.backoff import retry_delay
 from queuectl.config import Config
 from queuectl.engine.events import EventKind, Events, JobEvent, OutputFanout
-from queuectl.engine.runner import JobProcess, SpawnError
+from queuectl.engine.runner import JobProcess
+from queuectl.errors import SpawnError
 from queuectl.faults import crash_point
 from queuectl.models import Job, Outcome
 from queuectl.render import duration, local_time, shorten

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 from queuectl import procfs
-from queuectl.errors import QueuectlError
+from queuectl.errors import SpawnError
 from queuectl.models import Chunk, Outcome, Stream
 from queuectl.render import printable
 from queuectl.states import ErrorKind, KillReason
@@ -33,19 +33,6 @@ _POLL = 0.02  # how often to look whether a signalled group has emptied
 _DRAIN = 0.5  # how long to wait for EOF once the group is gone (another session may hold a pipe)
 _HINT_CHARS = 200
 _EXIT_HINTS = {126: ": permission denied or not executable", 127: ": command not found"}
-
-
-class SpawnError(QueuectlError):
-    """The command could not be started; the message is the reason, fit to show the user.
-
-    `permanent`: starting it again will fail the same way (its working directory is missing,
-    not a directory or not accessible) until someone fixes it; a fork or exec failure for lack
-    of memory, processes or file descriptors is not, as it goes away with the load.
-    """
-
-    def __init__(self, message: str, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
 
 
 class Tail:

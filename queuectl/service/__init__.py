@@ -145,8 +145,8 @@ async def status(queue: Queue) -> QueueStatus:
 async def engine_status(queue: Queue) -> EngineReport:
     """Never raises for an absent or stuck engine: a status must show what it can."""
     from queuectl.control.client import call
-    from queuectl.control.protocol import ControlError, NoEngine
     from queuectl.engine.status import EngineReport
+    from queuectl.errors import ControlError, NoEngine
     from queuectl.lock import holder
 
     try:
@@ -189,7 +189,7 @@ async def cancel(queue: Queue, job_id: str) -> Job:
 
 
 async def _cancel_running(queue: Queue, store: Store, job: Job) -> Job:
-    from queuectl.control.protocol import ControlError
+    from queuectl.errors import ControlError
 
     try:
         await engine_call(queue, "cancel", id=job.id)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from queuectl.errors import BadInput, QueuectlError
+from queuectl.errors import BadInput, QueuectlError, WaitTimeout
 from queuectl.models import Job
 from queuectl.service import CANCEL_SLACK, Queue, engine_call, wake
 from queuectl.specs import Shorthand, parse_duration, shorthand_spec
@@ -244,7 +244,7 @@ async def cancel(
 
 
 async def _kill_to_cancel(queue: Queue, store: Store, job: Job) -> None:
-    from queuectl.control.protocol import ControlError
+    from queuectl.errors import ControlError
 
     try:
         await engine_call(queue, "cancel", id=job.id)
@@ -271,7 +271,7 @@ async def _settled(store: Store, jobs: list[Job], deadline: float) -> list[Job]:
 async def kill(queue: Queue, job_id: str, signum: int) -> int:
     """Send `signum` to a running job's process group through its engine; the job then ends
     however its command ends. Returns the process group's id."""
-    from queuectl.control.protocol import ControlError, NoEngine
+    from queuectl.errors import ControlError, NoEngine
 
     async with queue.store(create=False) as store:
         job = await store.get(job_id)
@@ -290,12 +290,6 @@ async def kill(queue: Queue, job_id: str, signum: int) -> int:
 
 
 # --- wait -------------------------------------------------------------------------------------
-
-
-class WaitTimeout(QueuectlError):
-    """`wait` gave up: its own exit code, as timeout(1) has, so scripts can tell it apart."""
-
-    exit_code = 124
 
 
 async def wait(

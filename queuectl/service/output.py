@@ -121,7 +121,7 @@ async def _open_live(queue: Queue, job: Job) -> AsyncGenerator[FollowEvent, None
     """The running attempt's output from its engine, or None when the engine cannot give it
     (it is not running there, or no engine answers); nothing is shown before this is known."""
     from queuectl.control.client import ControlClient
-    from queuectl.control.protocol import ControlError
+    from queuectl.errors import ControlError
 
     try:
         client = await ControlClient.connect(queue.socket)
@@ -141,7 +141,7 @@ async def _live(
 ) -> AsyncGenerator[FollowEvent, None]:
     """Output (the first `replay` chunks: what the attempt wrote before), then each chunk as
     the engine sends it, until the attempt ends or its engine goes away."""
-    from queuectl.control.protocol import ControlError
+    from queuectl.errors import ControlError
 
     earlier: list[Chunk] = []
     try:
