@@ -374,12 +374,14 @@ def db_bytes_per_job(home: Path) -> float:
 def burn_down(
     jobs: int, concurrency: int, loop: str = "asyncio", prefill: int = 0, command: str = "true"
 ) -> BurnDown:
-    """Pre-enqueue `jobs` commands (untimed), then time `worker start --until-empty`."""
+    """Pre-enqueue `jobs` commands (untimed), then time `worker start --until-idle` (the
+    prefilled jobs of the scale case are due far in the future: --until-empty would wait for
+    them)."""
     with fresh_home() as home:
         if prefill:
             shutil.copy(TEMPLATES.home_with(prefill) / "queue.db", home / "queue.db")
         enqueue_file(home, [command] * jobs)
-        options = ["--concurrency", str(concurrency), "--until-empty", "--quiet", "--loop", loop]
+        options = ["--concurrency", str(concurrency), "--until-idle", "--quiet", "--loop", loop]
         argv = queuectl(home, "worker", "start", *options)
         process = watched(argv, cwd=home, log=home / "engine.err")
         completed = scalar(home, "SELECT count(*) FROM jobs WHERE state = 'completed'")

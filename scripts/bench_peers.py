@@ -3,7 +3,7 @@
 - huey: a SqliteHuey consumer with thread workers, each task running its command with
   subprocess.run(shell=True) and capturing its output (as queuectl keeps it);
 - task-spooler (`tsp`, Debian package task-spooler) with `tsp -S N`;
-- queuectl: `worker start --until-empty`, as in scripts/bench.py case 1.
+- queuectl: `worker start --until-idle`, as in scripts/bench.py case 1.
 
 Every peer gets the same jobs, enqueued before the clock starts (but for tsp, whose server
 holds at most 1000 queued jobs: see tsp_drain). Two figures each: from the start of the process
