@@ -30,6 +30,11 @@ class StorageError(QueuectlError):
     """The queue's database cannot be opened or used."""
 
 
+class ConnectionLost(StorageError):
+    """The database server could not be reached, or dropped the connection: a failure that
+    passes (a restart, a network cut), which the engine rides out, retrying with backoff."""
+
+
 class QueueMissing(StorageError):
     """A command that only reads was pointed at a queue that does not exist: a typo in --home
     or --db must not silently create a new, empty queue."""

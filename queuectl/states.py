@@ -93,18 +93,22 @@ def outcome_kind(error: ErrorKind | None) -> OutcomeKind:
 class KillReason(enum.Enum):
     """Why the engine killed a running job; the kill's error kind and message follow from it."""
 
-    STOP = ErrorKind.INTERRUPTED
-    CANCEL = ErrorKind.CANCELED
+    STOP = (ErrorKind.INTERRUPTED, "interrupted: the engine was stopped")
+    CANCEL = (ErrorKind.CANCELED, "canceled by user")
+    #: the engine could not renew its lease on the job for half a lease, or found the job held
+    #: by another engine: it must stop before another engine runs the job again
+    FENCE = (
+        ErrorKind.INTERRUPTED,
+        "interrupted: the engine lost its hold on the job (its lease could not be renewed)",
+    )
 
     @property
     def error_kind(self) -> ErrorKind:
-        return self.value
+        return self.value[0]
 
     @property
     def message(self) -> str:
-        if self is KillReason.STOP:
-            return "interrupted: the engine was stopped"
-        return "canceled by user"
+        return self.value[1]
 
 
 @dataclass(frozen=True, slots=True)

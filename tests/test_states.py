@@ -130,9 +130,12 @@ def test_kill_reasons_carry_their_error_kind_and_message() -> None:
     assert KillReason.CANCEL.error_kind is ErrorKind.CANCELED
     assert KillReason.STOP.message == "interrupted: the engine was stopped"
     assert KillReason.CANCEL.message == "canceled by user"
+    assert KillReason.FENCE.error_kind is ErrorKind.INTERRUPTED
+    assert "lost its hold" in KillReason.FENCE.message
+    assert len(set(KillReason)) == 3  # FENCE is not an alias of STOP
     for reason in KillReason:  # a kill's outcome goes where the table says
         outcome = Outcome(reason.error_kind, error=reason.message)
-        expected = P if reason is KillReason.STOP else C
+        expected = C if reason is KillReason.CANCEL else P
         assert next_state(job(), outcome, DELAY).state is expected
 
 

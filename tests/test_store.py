@@ -929,7 +929,7 @@ class StoreContract:
         await store.claim("e1", 2, LEASE)
         await store.claim("e2", 1, LEASE)
         clock.now = T0 + 470
-        await store.renew_leases("e1", LEASE)
+        assert await store.renew_leases("e1", LEASE) == {"a": 1, "b": 1}  # what e1 holds
         leases = {
             j.id: (j.lease_owner, j.lease_expires_at) for j in await store.list_jobs(None, 10)
         }
@@ -942,7 +942,7 @@ class StoreContract:
         job = await claim_one(store, "a")
         clock.now = T0 + 1
         await finish(store, job, success())
-        await store.renew_leases("e1", 499.0)
+        assert await store.renew_leases("e1", 499.0) == {}
         done = await store.get("a")
         assert done.lease_expires_at is None and done.state is JobState.COMPLETED
 

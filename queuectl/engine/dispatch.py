@@ -4,12 +4,15 @@ Shape (after procrastinate): a dispatcher claims as many jobs as there are free 
 transaction and starts a task per job; the task set is cleaned by a done callback that wakes the
 dispatcher. Idle, the dispatcher sleeps until the next job is due, a slot frees, the stop event
 fires, or the store reports that another process changed the queue. Side tasks (the lease
-keeper, housekeeping) are watched: if one dies, the engine says so and stops.
+keeper, housekeeping) are watched: if one dies, the engine says so and stops. A lost database
+connection stops nothing: claims and writes are retried with backoff (outage.py) while the
+running jobs go on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -22,7 +25,8 @@ from queuectl.engine.events import EventKind, Events, Follower, JobEvent
 from queuectl.engine.execute import Executor, Slot
 from queuectl.engine.housekeeping import Housekeeping
 from queuectl.engine.leases import Leases
-from queuectl.errors import QueuectlError
+from queuectl.engine.outage import Outage, backoff
+from queuectl.errors import ConnectionLost, QueuectlError
 from queuectl.faults import crash_point
 from queuectl.models import Job
 from queuectl.states import JobState, KillReason
@@ -32,6 +36,9 @@ from queuectl.store.batching import GroupCommit
 log = logging.getLogger("queuectl.engine")
 
 MAX_IDLE = 5.0  # re-read the queue at least this often even when nothing seems due
+#: how long a stopping engine keeps unwritten outcomes for a database that does not answer;
+#: then it exits, and their jobs' leases run out and they run again (rescued)
+STOP_PATIENCE = 30.0
 
 
 class Engine:
@@ -51,8 +58,9 @@ class Engine:
         self.failed = 0
         self.events = Events()
         self.events.subscribe(self._count)
-        self.executor = Executor(self.id, GroupCommit(store), self.events)
-        self.leases = Leases(store, self.id, self.executor)
+        self.outage = Outage()
+        self.executor = Executor(self.id, GroupCommit(store, self._retry_write), self.events)
+        self.leases = Leases(store, self.id, self.executor, self.running, self.outage)
         self.housekeeping = Housekeeping(store)
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -181,23 +189,49 @@ class Engine:
     # --- claiming -----------------------------------------------------------------------------
 
     async def _dispatch(self) -> None:
+        failures = 0  # lost connections in a row
         while not self.stopping:
-            self._wake.clear()
-            free = self.concurrency - self._busy
-            if free > 0:
-                config = await self.store.config()
-                jobs = await self.store.claim(self.id, free, config.lease_time)  # none if paused
-                for job in jobs:
-                    crash_point("claim", job.command)
-                    self._start(job, config)
-                if len(jobs) == free:
-                    continue  # there may be more runnable jobs than there were slots
-                if (self.until_empty or self.until_idle) and not self.running:
-                    reason = await self._done_reason()
-                    if reason is not None:
-                        log.info("%s; engine exiting", reason)
-                        return
-            await self._idle(full=free <= 0)
+            try:
+                if await self._dispatch_once():
+                    return
+            except ConnectionLost as exc:
+                failures += 1
+                self.outage.failed(exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), backoff(failures))
+                continue
+            failures = 0
+            self.outage.ok()  # whichever task ran into the outage, it is over
+
+    async def _dispatch_once(self) -> bool:
+        """Claim for the free slots, or sleep; True when an --until-empty or --until-idle
+        engine is done."""
+        self._wake.clear()
+        free = self.concurrency - self._busy
+        if free > 0:
+            config = await self.store.config()
+            jobs = await self.store.claim(self.id, free, config.lease_time)  # none if paused
+            for job in jobs:
+                crash_point("claim", job.command)
+                self._start(job, config)
+            if len(jobs) == free:
+                return False  # there may be more runnable jobs than there were slots
+            if (self.until_empty or self.until_idle) and not self.running:
+                reason = await self._done_reason()
+                if reason is not None:
+                    log.info("%s; engine exiting", reason)
+                    return True
+        await self._idle(full=free <= 0)
+        return False
+
+    def _retry_write(self, exc: ConnectionLost, tries: int) -> float | None:
+        """The group commit's retry: until the database answers, unless the engine is
+        stopping and has waited STOP_PATIENCE for it."""
+        self.outage.failed(exc)
+        if self.stopping and self.outage.lasted() > STOP_PATIENCE:
+            log.error("stopping without the outcomes the database did not take; they run again")
+            return None
+        return backoff(tries)
 
     async def _done_reason(self) -> str | None:
         """Why an --until-empty or --until-idle engine with nothing running may exit now."""

@@ -37,13 +37,17 @@ class Slot:
     task: asyncio.Task[None] | None = None
     process: JobProcess | None = None
     kill_reason: KillReason | None = None
+    kill_grace: float | None = None
     output: OutputFanout = field(default_factory=OutputFanout)
     released: bool = False  # its process has ended; only the outcome is still being written
 
-    def kill(self, reason: KillReason) -> None:
+    def kill(self, reason: KillReason, grace: float | None = None) -> None:
+        """Stop the job's process group (now, or as soon as it is spawned); `grace` replaces
+        the configured time between SIGTERM and SIGKILL."""
         self.kill_reason = self.kill_reason or reason
+        self.kill_grace = grace if grace is not None else self.kill_grace
         if self.process is not None:
-            self.process.kill(self.kill_reason)
+            self.process.kill(self.kill_reason, self.kill_grace)
 
 
 class Executor:
@@ -92,7 +96,7 @@ class Executor:
         slot.process = process
         crash_point("spawn", job.command)
         if slot.kill_reason:
-            process.kill(slot.kill_reason)
+            process.kill(slot.kill_reason, slot.kill_grace)
         # The pid is written while the job runs: nothing may stand between spawn and wait(),
         # which is what kills and reaps the process group on every way out.
         pid_written = asyncio.ensure_future(self.commits.set_pid(job, process.pid))

@@ -46,6 +46,9 @@ def run_worker(options: WorkerOptions) -> int:
         format="%(asctime)s %(message)s",
         datefmt="%H:%M:%S",
     )
+    # asyncpg's pool logs each failed reconnect with a traceback; the engine reports the
+    # outage itself, in one line when it begins and one when it ends (engine/outage.py)
+    logging.getLogger("asyncpg.pool").setLevel(logging.CRITICAL)
     with asyncio.Runner(loop_factory=_loop_factory(options.loop)) as runner:
         return runner.run(_serve(options))
 

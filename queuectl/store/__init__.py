@@ -111,6 +111,10 @@ class Store(Protocol):
 
     async def counts(self) -> dict[JobState, int]: ...
 
+    async def finished_since(self, since: float, limit: int) -> list[Job]:
+        """Up to `limit` jobs whose last attempt ended at or after `since` (completed, dead,
+        canceled, or failed and awaiting a retry), the latest first: execution statistics."""
+
     async def attempts(self, job_id: str) -> list[Attempt]: ...
 
     async def retry_dead(self, job_ids: Sequence[str] | None) -> list[str]:
@@ -186,7 +190,9 @@ class Store(Protocol):
         """Move up to `limit` due runnable jobs to processing under `owner`'s lease of `lease`
         seconds, in order of priority (highest first), due time, id; none while paused."""
 
-    async def renew_leases(self, owner: str, lease: float) -> None: ...
+    async def renew_leases(self, owner: str, lease: float) -> dict[str, int]:
+        """Extend `owner`'s leases to `lease` seconds from now (the engine's heartbeat too);
+        the jobs it holds, id -> run: the engine fences the running jobs not among them."""
 
     async def finish_many(
         self, finishes: Sequence[Finish], pids: Sequence[PidUpdate] = ()

@@ -4,13 +4,19 @@ Jobs that end together (and processes that start together) are written in one tr
 few statements instead of one transaction each: with short jobs, the per-job cost of a commit
 (and of a thread hop or a network round trip) is what limits throughput, not the database.
 While one batch is being written, the next one gathers.
+
+A write that fails because the database connection was lost is tried again for as long as the
+`retry` callback gives a delay: the outcomes wait in memory, and nothing is lost unless the
+engine itself dies (then the jobs' leases run out and they are rescued).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from queuectl.errors import ConnectionLost
 from queuectl.models import Job
 from queuectl.store import Finish, PidUpdate, Store
 
@@ -21,9 +27,15 @@ class _Pending:
     future: asyncio.Future[bool]
 
 
+#: given the failure and how many tries failed in a row, seconds to wait before the next, or
+#: None to give up (the waiting writes then raise the failure)
+Retry = Callable[[ConnectionLost, int], float | None]
+
+
 class GroupCommit:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, retry: Retry | None = None) -> None:
         self.store = store
+        self._retry = retry
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -49,7 +61,7 @@ class GroupCommit:
             finishes = [p.write for p in batch if isinstance(p.write, Finish)]
             pids = [p.write for p in batch if isinstance(p.write, PidUpdate)]
             try:
-                applied = iter(await self.store.finish_many(finishes, pids))
+                applied = iter(await self._write(finishes, pids))
             except Exception as exc:
                 for pending in batch:
                     if not pending.future.done():
@@ -59,3 +71,15 @@ class GroupCommit:
                 result = next(applied) if isinstance(pending.write, Finish) else True
                 if not pending.future.done():
                     pending.future.set_result(result)
+
+    async def _write(self, finishes: Sequence[Finish], pids: Sequence[PidUpdate]) -> list[bool]:
+        tries = 0
+        while True:
+            try:
+                return await self.store.finish_many(finishes, pids)
+            except ConnectionLost as exc:
+                tries += 1
+                delay = None if self._retry is None else self._retry(exc, tries)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)

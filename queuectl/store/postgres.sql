@@ -186,6 +186,7 @@ WITH beat AS (
 )
 UPDATE queuectl_jobs SET lease_expires_at = {now} + $3
  WHERE state = 'processing' AND lease_owner = $2
+RETURNING id, runs
 
 -- name: attach_engine
 INSERT INTO queuectl_engines (id, machine, host, pid, pid_started, version, started_at,

@@ -4,8 +4,9 @@ clock, transactions, and the change watch; shared by the operations of each topi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Self
 
@@ -17,6 +18,8 @@ from queuectl.store import Clock
 from queuectl.store.postgres_db import (
     CLOCKED,
     DB_ERRORS,
+    NOT_SENT,
+    POOL_SIZE,
     SQL,
     HasTarget,
     PgTarget,
@@ -27,6 +30,8 @@ from queuectl.store.postgres_listen import ChangeWatch
 from queuectl.store.postgres_schema import LATEST, migrate, newer_schema
 
 CLOSE_TIMEOUT = 10.0
+#: connections tried for one statement: as many as the pool may hold that the server cut
+SEND_TRIES = POOL_SIZE + 1
 
 
 class PostgresBase(HasTarget):
@@ -71,19 +76,56 @@ class PostgresBase(HasTarget):
         return args
 
     async def _fetch(self, name: str, *args: Any) -> list[asyncpg.Record]:
-        return list(await self._pool.fetch(SQL[name], *self._args(name, args)))
+        return list(await self._run(lambda conn: conn.fetch(SQL[name], *self._args(name, args))))
 
     async def _value(self, name: str, *args: Any) -> Any:
-        return await self._pool.fetchval(SQL[name], *self._args(name, args))
+        return await self._run(lambda conn: conn.fetchval(SQL[name], *self._args(name, args)))
 
     async def _execute(self, name: str, *args: Any) -> str:
         """Run the statement; its command tag ('UPDATE 7')."""
-        return str(await self._pool.execute(SQL[name], *self._args(name, args)))
+        return str(await self._run(lambda conn: conn.execute(SQL[name], *self._args(name, args))))
+
+    async def _run(self, call: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+        """`call` on a pooled connection, on another one if the first turns out to be one the
+        server cut while it sat in the pool (after a restart, or pg_terminate_backend): such a
+        failure comes before the statement is sent, so running it again cannot run it twice."""
+        for tries in range(1, SEND_TRIES + 1):
+            async with self._pool.acquire() as conn:
+                try:
+                    return await call(conn)
+                except NOT_SENT:
+                    conn.terminate()
+                    if tries == SEND_TRIES:
+                        raise
+        raise AssertionError("unreachable")
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Tx]:
-        async with self._pool.acquire() as conn, conn.transaction():
+        """A transaction, begun on a live connection (as `_run` finds one)."""
+        for tries in range(1, SEND_TRIES + 1):
+            conn = await self._pool.acquire()
+            transaction = conn.transaction()
+            try:
+                await transaction.start()
+                break
+            except NOT_SENT:
+                conn.terminate()
+                await self._pool.release(conn)
+                if tries == SEND_TRIES:
+                    raise
+            except BaseException:
+                await self._pool.release(conn)
+                raise
+        try:
             yield Tx(self, conn)
+        except BaseException:
+            with contextlib.suppress(*DB_ERRORS):
+                await transaction.rollback()
+            raise
+        else:
+            await transaction.commit()
+        finally:
+            await self._pool.release(conn)
 
     async def _counter(self) -> int:
         try:

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import asyncpg
 
-from queuectl.errors import BadInput, QueuectlError, StorageError
+from queuectl.errors import BadInput, ConnectionLost, QueuectlError, StorageError
 from queuectl.models import Attempt, Job
 from queuectl.states import (
     AT_REST,
@@ -219,34 +219,50 @@ def connect_error(target: PgTarget, exc: BaseException) -> QueuectlError:
             "fix the user in --db or the server's pg_hba.conf"
         )
     if isinstance(exc, asyncpg.CannotConnectNowError):
-        return StorageError(f"{target.where} is not accepting connections now: {_one_line(exc)}")
+        return ConnectionLost(f"{target.where} is not accepting connections now: {_one_line(exc)}")
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return StorageError(
+        return ConnectionLost(
             f"cannot connect to {target.where}: no answer within {CONNECT_TIMEOUT:g} s; "
             "check the host and port in --db"
         )
     if isinstance(exc, ConnectionRefusedError) or "Connect call failed" in str(exc):
-        return StorageError(
+        return ConnectionLost(
             f"cannot connect to {target.where}: connection refused; is the server running "
             "and listening there?"
         )
     if isinstance(exc, OSError):
-        return StorageError(f"cannot connect to {target.where}: {_one_line(exc)}")
+        return ConnectionLost(f"cannot connect to {target.where}: {_one_line(exc)}")
     if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
         return StorageError(f"cannot connect to {target.where}: {_one_line(exc)}")
     raise exc
 
 
 #: what asyncpg raises when the server or the connection fails
-DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
+DB_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+    asyncio.TimeoutError,
+)
+#: a connection that broke, or a server that stopped or cut sessions: a failure that passes
+LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,  # admin shutdown, pg_terminate_backend, starting up
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,  # a connection the server cut while it was idle
+    OSError,
+)
+#: raised before the statement left this process: it never ran, so it can run again
+NOT_SENT = (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)
 
 
 def storage_error(target: PgTarget, exc: BaseException) -> StorageError:
     """A failed operation, as one line naming the server and the database."""
-    if isinstance(exc, asyncpg.PostgresConnectionError | OSError | asyncpg.InterfaceError):
-        return StorageError(f"lost the connection to {target.where}: {_one_line(exc)}")
+    if isinstance(exc, LOST):
+        return ConnectionLost(f"lost the connection to {target.where}: {_one_line(exc)}")
     if isinstance(exc, asyncio.TimeoutError):
-        return StorageError(f"{target.where} did not answer in time")
+        return ConnectionLost(f"{target.where} did not answer in time")
     return StorageError(f"{target.where}: {_one_line(exc)}")
 
 

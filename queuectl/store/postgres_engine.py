@@ -82,8 +82,9 @@ class PostgresEngineOps(PostgresBase):
         return [job_of(row) for row in await self._fetch("claim", owner, limit, lease)]
 
     @translated
-    async def renew_leases(self, owner: str, lease: float) -> None:
-        await self._execute("renew_leases", owner, lease)
+    async def renew_leases(self, owner: str, lease: float) -> dict[str, int]:
+        rows = await self._fetch("renew_leases", owner, lease)
+        return {str(row["id"]): int(row["runs"]) for row in rows}
 
     @translated
     async def finish_many(

@@ -155,6 +155,7 @@ UPDATE jobs SET pid = :pid
 -- name: renew_leases
 UPDATE jobs SET lease_expires_at = :until
  WHERE state = 'processing' AND lease_owner = :owner
+RETURNING id, runs
 
 -- name: finish_job
 -- Applies a transition decided by states.next_state(); :due_in NULL keeps next_run_at.

@@ -57,10 +57,13 @@ class SqliteEngineOps(SqliteBase):
         return jobs
 
     @translated
-    async def renew_leases(self, owner: str, lease: float) -> None:
+    async def renew_leases(self, owner: str, lease: float) -> dict[str, int]:
         self._check_file()
         async with self._write() as conn:
-            await conn.execute(SQL["renew_leases"], {"owner": owner, "until": self.now() + lease})
+            cursor = await conn.execute(
+                SQL["renew_leases"], {"owner": owner, "until": self.now() + lease}
+            )
+            return {str(job_id): int(run) for job_id, run in await cursor.fetchall()}
 
     @translated
     async def finish_many(
