@@ -10,7 +10,7 @@ RECORD_STAMP := $(VENV)/.installed-record
 # install, and again before the figures and outputs that depend on start-up time.
 COMPILE := $(BIN)/python -m compileall -q queuectl
 
-.PHONY: install test test-fast demo lint clean bench bench-peers bench-hops bench-purge soak readme demo-cast
+.PHONY: install test test-fast demo lint clean bench bench-peers bench-pg bench-hops bench-purge bench-web soak readme demo-cast
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,12 +44,22 @@ test-fast: $(TEST_STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
+# The PostgreSQL cases (scripts/bench_pg.py) need a server: 127.0.0.1:5432 with trust auth, or
+# $QUEUECTL_BENCH_PG; each case makes and drops its own databases.
 bench: $(STAMP)
 	$(COMPILE)
 	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench_pg.py --only burn,wakeup --out bench/pg.json
 
 bench-peers: $(BENCH_STAMP)
 	$(BIN)/python scripts/bench_peers.py
+	$(BIN)/python scripts/bench_pg.py --only store --out bench/pg-peers.json
+
+# All of queuectl on PostgreSQL in one run: burn-down against SQLite and with 4 engines, the
+# store's throughput against pgqueuer, wake-up through NOTIFY (bench/pg-all.json).
+bench-pg: $(BENCH_STAMP)
+	$(COMPILE)
+	$(BIN)/python scripts/bench_pg.py --out bench/pg-all.json
 
 # What the SQLite store's one-hop transactions (aiosqlite's private _execute) are worth.
 bench-hops: $(STAMP)
@@ -58,6 +68,11 @@ bench-hops: $(STAMP)
 # Purging 1,000,000 finished jobs while another process writes: total time, longest wait.
 bench-purge: $(STAMP)
 	$(BIN)/python scripts/bench_purge.py
+
+# The dashboard's pages with 1,000,000 jobs against an empty queue (budget: 100 ms a page).
+bench-web: $(STAMP)
+	$(COMPILE)
+	$(BIN)/python scripts/bench_web.py
 
 soak: $(TEST_STAMP)
 	$(BIN)/python scripts/soak.py

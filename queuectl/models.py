@@ -120,3 +120,41 @@ class Outcome:
 
     def chunks(self) -> tuple[Chunk, ...]:
         return in_order(self.output, self.stdout, self.stderr)
+
+
+class EngineJob(NamedTuple):
+    """A job running under an engine's lease, as the database shows it."""
+
+    id: str
+    command: str
+    started_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRecord:
+    """An engine as registered in a database that many engines share (PostgreSQL)."""
+
+    id: str
+    host: str
+    pid: int
+    version: str
+    concurrency: int | None
+    started_at: float
+    heartbeat_at: float
+    heartbeat_age: float  # seconds, by the database's clock
+    stopping: bool  # a stop was asked of it through the database
+    jobs: tuple[EngineJob, ...]
+
+    def lost(self, lease_time: float) -> bool:
+        """No heartbeat for longer than a lease: the engine died without detaching (or is
+        cut off); its jobs are rescued and its row is cleaned up by the other engines."""
+        return self.heartbeat_age > lease_time
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRequests:
+    """What others asked of an engine through the database: to stop (letting its running jobs
+    finish, or killing them), and which of its running jobs to cancel."""
+
+    stop: Literal["finish", "kill"] | None = None
+    cancel: tuple[str, ...] = ()

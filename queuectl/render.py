@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from queuectl.engine.status import EngineReport
+    from queuectl.service.stats import ExecStats
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -209,7 +210,12 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def status(counts: dict[JobState, int], paused: bool, engine: EngineReport) -> None:
+def status(
+    counts: dict[JobState, int],
+    paused: bool,
+    engine: EngineReport,
+    stats: ExecStats | None = None,
+) -> None:
     from queuectl import render_plain
 
     if not engine.running:
@@ -226,6 +232,22 @@ def status(counts: dict[JobState, int], paused: bool, engine: EngineReport) -> N
     extra = [("engine", line)]
     if paused:
         extra.insert(0, ("queue", "paused: no job starts until `queuectl resume`"))
+    if stats is not None and stats.completed_hour + stats.failed_hour:
+        at_least = "at least " if stats.capped else ""
+        extra.append(
+            (
+                "last minute",
+                f"{stats.completed_minute} completed, {stats.failed_minute} failed; last hour: "
+                f"{at_least}{stats.completed_hour} completed, {stats.failed_hour} failed",
+            )
+        )
+        extra.append(
+            (
+                "durations",
+                f"mean {duration(stats.mean_duration)}, p95 {duration(stats.p95_duration)} "
+                f"(last hour); throughput {stats.throughput:g} jobs/min",
+            )
+        )
     counts_table(counts, extra)
     if not engine.running_jobs:
         return

@@ -151,7 +151,7 @@ LOCAL_TIME = re.compile(r"\b(\d{4}-\d\d-\d\d) \d\d:\d\d:\d\d\b")
 CLOCK = re.compile(r"(?<![\d-][ T])\b\d\d:\d\d:\d\d\b")
 PID = re.compile(r"(?<![\w-])(pid |\"pid\": |process group )\d+")
 #: how long something took, in a sentence ("completed in 12ms", "failed after 3.1s", "up 2m05s")
-DURATION = re.compile(r"\b(completed in|after|up) (\d+ms|\d+\.\ds|\d+m\d\ds)\b")
+DURATION = re.compile(r"\b(completed in|after|up|mean|p95) (\d+ms|\d+\.\ds|\d+m\d\ds)\b")
 JSON_SECONDS = re.compile(r'("(?:uptime|elapsed|duration)": )\d+(\.\d+)?(e-?\d+)?')
 
 

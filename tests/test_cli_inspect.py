@@ -45,7 +45,7 @@ MIXED = (
     Chunk("stdout", b"three\n"),
 )
 MARKER = "queuectl: [... earlier {} truncated (config output-limit) ...]\n"
-STATUS_KEYS = {"database", "paused", "counts", "engine"}
+STATUS_KEYS = {"database", "paused", "counts", "engine", "engines"}
 ENGINE_KEYS = {
     "running",
     "pid",
@@ -56,6 +56,7 @@ ENGINE_KEYS = {
     "stopping",
     "completed",
     "failed",
+    "fenced",
     "running_jobs",
     "error",
 }
@@ -270,6 +271,7 @@ def test_status_json_has_one_schema_without_an_engine(cli: Cli, backend: Backend
         "running_jobs": [],
     }
     assert status["paused"] is False
+    assert status["engines"] == []  # none registered (and none ever on SQLite)
     assert status["counts"]["completed"] == 1
     assert "ok" not in json.dumps(status) and '"end"' not in json.dumps(status)
 
@@ -293,6 +295,16 @@ def test_status_json_has_the_same_keys_with_a_running_engine(
     )
     assert eng["id"] == get_job(backend, "slow").lease_owner
     assert eng["error"] is None
+    if backend.name == "postgres":  # registered in the database, seen from any host
+        [registered] = status["engines"]
+        assert (registered["id"], registered["pid"], registered["state"]) == (
+            eng["id"],
+            engine.pid,
+            "live",
+        )
+        assert [j["id"] for j in registered["running_jobs"]] == ["slow"]
+    else:
+        assert status["engines"] == []
     _check_iso_utc(eng["started_at"])
     assert isinstance(eng["uptime"], float) and 0 <= eng["uptime"] < 60
     [job] = eng["running_jobs"]

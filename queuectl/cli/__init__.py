@@ -18,7 +18,18 @@ from typing import NoReturn
 import asyncclick as click
 
 from queuectl import __version__
-from queuectl.cli import completion, config, db, dlq, engine, enqueue, inspect, listing, manage
+from queuectl.cli import (
+    completion,
+    config,
+    db,
+    dlq,
+    engine,
+    enqueue,
+    inspect,
+    listing,
+    manage,
+    web,
+)
 from queuectl.cli.options import queue_options
 from queuectl.errors import QueuectlError
 
@@ -30,7 +41,7 @@ async def cli() -> None:
     """queuectl: a durable background job queue for shell commands."""
 
 
-for module in (enqueue, inspect, listing, manage, engine, completion):
+for module in (enqueue, inspect, listing, manage, engine, completion, web):
     for command in module.COMMANDS:
         cli.add_command(command)
 for command in (dlq.dlq, config.config, db.db):

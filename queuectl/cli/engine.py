@@ -82,11 +82,19 @@ async def worker_start(
     help="Kill jobs still running after this long; they go back to pending.",
 )
 @click.option("--now", is_flag=True, help="Kill running jobs at once; they go back to pending.")
+@click.option(
+    "--all",
+    "every",
+    is_flag=True,
+    help="Stop every engine of the database, on any host (PostgreSQL; on SQLite, the one).",
+)
 @queue_options
-async def worker_stop(timeout: str | None, now: bool) -> None:
+async def worker_stop(timeout: str | None, now: bool, every: bool) -> None:
     """Stop the engine: running jobs finish first unless --timeout or --now."""
     after = parse_duration(timeout) if timeout is not None else None
     queue = current_queue()
+    if every and await _stop_all(queue, after, now):
+        return
     stopping = await service.stop_engine(queue, kill_after=after, now=now)
     running = stopping.running
     if running and not now:
@@ -97,6 +105,27 @@ async def worker_stop(timeout: str | None, now: bool) -> None:
         )
     await service.wait_stopped(queue, stopping.pid)
     click.echo(f"engine (pid {stopping.pid}) stopped")
+
+
+async def _stop_all(queue: service.Queue, after: float | None, now: bool) -> bool:
+    """Stop every engine registered in the database; False where engines do not register
+    (SQLite: its one engine is stopped through the socket, as without --all)."""
+    from queuectl.service import cluster
+
+    live, lost = await cluster.stop_all(queue, kill=now)
+    if not live and not lost:
+        return False
+    for engine in lost:
+        click.echo(
+            f"engine {engine.id} (host {engine.host}) is lost: no heartbeat for "
+            f"{render.duration(engine.heartbeat_age)}; its jobs are rescued by the others"
+        )
+    if live:
+        names = ", ".join(f"{engine.host} pid {engine.pid}" for engine in live)
+        click.echo(f"stopping {render.plural(len(live), 'engine')}: {names}")
+        await cluster.wait_detached(queue, live, after)
+        click.echo(f"{render.plural(len(live), 'engine')} stopped")
+    return True
 
 
 @worker.command(name="scale")

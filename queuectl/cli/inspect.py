@@ -38,7 +38,13 @@ async def status(as_json: bool) -> None:
     if as_json:
         render.print_json(report.as_dict())
     else:
-        render.status(report.counts, report.paused, report.engine)
+        from queuectl.service import stats
+
+        execution = await stats.stats(current_queue())
+        render.status(report.counts, report.paused, report.engine, execution)
+        from queuectl import render_engines
+
+        render_engines.engines(report.engines, report.lease_time)
 
 
 @click.command()
@@ -109,6 +115,13 @@ async def _follow(writer: _Writer, queue: service.Queue, job_id: str, tail: int 
                     _note(
                         f"attempt {job.runs} of {job.id} ended: {job.last_error or job.state}; "
                         f"the job runs again {_when(job.next_run_at)}"
+                    )
+                case job_output.Elsewhere(job=job):
+                    _note(
+                        f"attempt {job.runs} of {job.id} runs under engine {job.lease_owner}, "
+                        "which is not this home's engine: live output comes only through the "
+                        "engine's own control socket (on its host); the attempt's output is "
+                        "shown when it ends"
                     )
                 case job_output.Finished(job=job):
                     if job.state is JobState.COMPLETED:

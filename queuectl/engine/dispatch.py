@@ -26,6 +26,7 @@ from queuectl.engine.execute import Executor, Slot
 from queuectl.engine.housekeeping import Housekeeping
 from queuectl.engine.leases import Leases
 from queuectl.engine.outage import Outage, backoff
+from queuectl.engine.requests import Requests
 from queuectl.errors import ConnectionLost, QueuectlError
 from queuectl.faults import crash_point
 from queuectl.models import Job
@@ -60,8 +61,11 @@ class Engine:
         self.events.subscribe(self._count)
         self.outage = Outage()
         self.executor = Executor(self.id, GroupCommit(store, self._retry_write), self.events)
-        self.leases = Leases(store, self.id, self.executor, self.running, self.outage)
+        self.leases = Leases(
+            store, self.id, self.executor, self.running, self.outage, on_rescued=self.wake
+        )
         self.housekeeping = Housekeeping(store)
+        self.requests = Requests(self)
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._busy = 0  # slots whose job's process has not ended yet
@@ -137,18 +141,21 @@ class Engine:
     async def run(self) -> None:
         """Until stopped (or drained, with until_empty); raises QueuectlError when the queue
         itself failed, after killing the running jobs whose results could not be kept."""
-        await self.store.attach_engine(self.id)
+        await self.store.attach_engine(self.id, self.concurrency)
         try:
             config = await self.store.config()
             await self.leases.recover(config)
             keeper = asyncio.create_task(self.leases.keep(config), name="leases")
-            housekeeper = asyncio.create_task(self.housekeeping.keep(), name="housekeeping")
+            others = (
+                asyncio.create_task(self.housekeeping.keep(), name="housekeeping"),
+                asyncio.create_task(self.requests.keep(), name="requests"),
+            )
             try:
-                await self._run_watched(keeper, housekeeper)
+                await self._run_watched(keeper, *others)
             finally:
-                for side in (keeper, housekeeper):
+                for side in (keeper, *others):
                     side.cancel()  # its failure, if it had one, was reported by _run_watched
-                await asyncio.gather(keeper, housekeeper, return_exceptions=True)
+                await asyncio.gather(keeper, *others, return_exceptions=True)
         finally:
             await self.store.detach_engine(self.id)
 

@@ -40,6 +40,9 @@ class Slot:
     kill_grace: float | None = None
     output: OutputFanout = field(default_factory=OutputFanout)
     released: bool = False  # its process has ended; only the outcome is still being written
+    #: when the claim's answer arrived (monotonic): a lease renewal that began earlier may not
+    #: have seen the claim, so it says nothing about whether the job is still this engine's
+    claimed: float = field(default_factory=time.monotonic)
 
     def kill(self, reason: KillReason, grace: float | None = None) -> None:
         """Stop the job's process group (now, or as soon as it is spawned); `grace` replaces

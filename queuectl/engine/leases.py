@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from queuectl.config import Config
 from queuectl.engine.execute import Executor, Slot
@@ -45,34 +45,42 @@ class Leases:
         executor: Executor,
         running: Mapping[str, Slot],
         outage: Outage,
+        on_rescued: Callable[[], None],
     ) -> None:
         self.store = store
         self.owner = owner
         self.executor = executor
         self.running = running  # the engine's running jobs, by id
         self.outage = outage
+        self.on_rescued = on_rescued  # rescued jobs are due again: look for work now
         self.fenced_kills = 0  # running jobs this engine killed because its hold lapsed
         self._strays: dict[str, int] = {}  # held, not run, at the last renewal: id -> run
         self._fence_timer: asyncio.TimerHandle | None = None
         self._renewal: asyncio.Future[tuple[Config, dict[str, int]]] | None = None
 
     async def recover(self, config: Config) -> int:
-        """Settle the jobs of engines that died: kill their leftovers, then retry or bury."""
-        orphans = await self.store.orphans(self.owner)
-        if not orphans:
-            return 0
-        await asyncio.to_thread(kill_orphans, [(job.id, job.lease_owner or "") for job in orphans])
-        for job in orphans:
-            outcome = Outcome(
-                ErrorKind.ENGINE_DIED,
-                error=f"the engine running the job died ({job.lease_owner})",
-            )
-            await self.executor.finish(job, outcome, config, time.time() - (job.started_at or 0))
+        """Settle the jobs of engines that died: kill their leftovers, then retry or bury.
+        One engine at a time (the store's rescue lock): another engine that finds the lock
+        taken leaves the orphans to the one holding it."""
+        async with self.store.rescuing() as ours:
+            orphans = await self.store.orphans(self.owner) if ours else []
+            if not orphans:
+                return 0
+            owners = [(job.id, job.lease_owner or "") for job in orphans]
+            await asyncio.to_thread(kill_orphans, owners)
+            for job in orphans:
+                outcome = Outcome(
+                    ErrorKind.ENGINE_DIED,
+                    error=f"the engine running the job died ({job.lease_owner})",
+                )
+                elapsed = time.time() - (job.started_at or 0)
+                await self.executor.finish(job, outcome, config, elapsed)
         log.info(
             "recovered %d job%s left by a dead engine",
             len(orphans),
             "" if len(orphans) == 1 else "s",
         )
+        self.on_rescued()
         return len(orphans)
 
     async def keep(self, config: Config) -> None:
@@ -101,7 +109,11 @@ class Leases:
                 self._arm(began, config)
                 failures = 0
                 self.outage.ok()
-                lost = [s for s in self.running.values() if held.get(s.job.id) != s.job.runs]
+                lost = [
+                    slot
+                    for slot in self.running.values()
+                    if slot.claimed < began and held.get(slot.job.id) != slot.job.runs
+                ]
                 self._fence(lost, "another engine holds it now", config)
                 try:
                     await self._release_strays(held, config)

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from queuectl.models import EngineRecord
 from queuectl.render import iso
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         "stopping": engine.stopping,
         "completed": engine.completed,
         "failed": engine.failed,
+        "fenced": engine.executor.fenced,
         "running_jobs": [
             {
                 "id": slot.job.id,
@@ -80,6 +82,8 @@ class EngineReport:
     stopping: bool | None = None
     completed: int | None = None  # since it started
     failed: int | None = None  # attempts that failed (retried or dead) since it started
+    #: outcomes refused since it started: the job was no longer its own (rescued meanwhile)
+    fenced: int | None = None
     running_jobs: tuple[RunningJob, ...] = ()
     error: str | None = None  # why a running engine did not answer
 
@@ -111,6 +115,7 @@ class EngineReport:
             stopping=reply.get("stopping"),
             completed=reply.get("completed"),
             failed=reply.get("failed"),
+            fenced=reply.get("fenced"),
             running_jobs=jobs,
         )
 
@@ -125,6 +130,29 @@ class EngineReport:
             "stopping": self.stopping,
             "completed": self.completed,
             "failed": self.failed,
+            "fenced": self.fenced,
             "running_jobs": [job.as_dict() for job in self.running_jobs],
             "error": self.error,
         }
+
+
+def registered_as_dict(engine: EngineRecord, lease_time: float) -> dict[str, Any]:
+    """An engine as the database shows it (`status --json`'s "engines"; README): `state` is
+    "live", "stopping" (asked to stop through the database) or "lost" (no heartbeat for longer
+    than a lease: it died or is cut off, and its jobs are rescued by the others)."""
+    state = "lost" if engine.lost(lease_time) else "stopping" if engine.stopping else "live"
+    return {
+        "id": engine.id,
+        "host": engine.host,
+        "pid": engine.pid,
+        "version": engine.version,
+        "concurrency": engine.concurrency,
+        "state": state,
+        "started_at": iso(engine.started_at),
+        "heartbeat_at": iso(engine.heartbeat_at),
+        "heartbeat_age": engine.heartbeat_age,
+        "running_jobs": [
+            {"id": job.id, "command": job.command, "started_at": iso(job.started_at)}
+            for job in engine.jobs
+        ],
+    }

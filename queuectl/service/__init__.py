@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,11 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from queuectl.config import Config, config_key, parse_config_value
-from queuectl.errors import BadInput, DuplicateJobId, QueuectlError
-from queuectl.models import Attempt, Job, JobSpec
+from queuectl.errors import BadInput, DuplicateJobId
+from queuectl.models import Attempt, EngineRecord, Job, JobSpec
 from queuectl.paths import LOCK_NAME, LOG_NAME, SOCKET_NAME, resolve_home
 from queuectl.specs import JobBatch
-from queuectl.states import CANCELABLE, JobState
+from queuectl.states import JobState
 
 if TYPE_CHECKING:
     from queuectl.engine.process import WorkerOptions
@@ -123,23 +122,31 @@ class QueueStatus(NamedTuple):
     database: str
     counts: dict[JobState, int]
     paused: bool
-    engine: EngineReport
+    engine: EngineReport  # this host's engine, through its control socket
+    #: every engine registered in a database that engines share (PostgreSQL), on any host
+    engines: tuple[EngineRecord, ...] = ()
+    lease_time: float = 30.0  # an engine whose heartbeat is older is lost
 
     def as_dict(self) -> dict[str, Any]:
         """The documented schema of `status --json` (README): the same keys in every state."""
+        from queuectl.engine.status import registered_as_dict
+
         return {
             "database": self.database,
             "paused": self.paused,
             "counts": {state.value: count for state, count in self.counts.items()},
             "engine": self.engine.as_dict(),
+            "engines": [registered_as_dict(e, self.lease_time) for e in self.engines],
         }
 
 
 async def status(queue: Queue) -> QueueStatus:
     async with queue.store(create=False) as store:
         counts, paused = await store.counts(), await store.paused()
+        engines, config = await store.engines(), await store.config()
         database = store.location
-    return QueueStatus(database, counts, paused, await engine_status(queue))
+    engine = await engine_status(queue)
+    return QueueStatus(database, counts, paused, engine, tuple(engines), config.lease_time)
 
 
 async def engine_status(queue: Queue) -> EngineReport:
@@ -169,39 +176,6 @@ async def retry_dead(queue: Queue, job_ids: Sequence[str] | None) -> list[str]:
         retried = await store.retry_dead(job_ids)
     await wake(queue)
     return retried
-
-
-_CANCELABLE = ", ".join(state.value for state in CANCELABLE) + " or running"
-
-
-async def cancel(queue: Queue, job_id: str) -> Job:
-    """A waiting job is canceled in the store; a running one is killed by its engine, and this
-    returns only once the engine has recorded it, so the caller can rely on the outcome."""
-    async with queue.store() as store:
-        job = await store.cancel(job_id)
-        if job.state is JobState.PROCESSING:
-            job = await _cancel_running(queue, store, job)
-    if job.state is not JobState.CANCELED:
-        raise BadInput(
-            f"job {job_id!r} is {job.state.value}; only {_CANCELABLE} jobs can be canceled"
-        )
-    return job
-
-
-async def _cancel_running(queue: Queue, store: Store, job: Job) -> Job:
-    from queuectl.errors import ControlError
-
-    try:
-        await engine_call(queue, "cancel", id=job.id)
-    except ControlError as exc:
-        raise QueuectlError(
-            f"job {job.id!r} is running but its engine cannot be asked to cancel it: {exc}"
-        ) from None
-    deadline = time.monotonic() + (await store.config()).kill_grace + CANCEL_SLACK
-    while job.state is JobState.PROCESSING and time.monotonic() < deadline:
-        await asyncio.sleep(POLL)
-        job = await store.get(job.id)
-    return job
 
 
 # --- configuration ----------------------------------------------------------------------------

@@ -229,23 +229,56 @@ async def cancel(
         async with queue.store(create=False) as store:
             return await store.cancel_in_state(wanted, await _progress(store, start, wanted))
     async with queue.store(create=False) as store:
-        if any(job.state is JobState.PROCESSING for job in await _jobs(store, job_ids)):
-            await engine_call(queue, "status")  # no engine to kill them: change nothing
+        jobs = await _jobs(store, job_ids)
+        await _can_kill(queue, store, [j for j in jobs if j.state is JobState.PROCESSING])
         jobs = await store.cancel_many(job_ids)
         running = [job for job in jobs if job.state is JobState.PROCESSING]
         if running:
             await asyncio.gather(*(_kill_to_cancel(queue, store, job) for job in running))
             grace = (await store.config()).kill_grace
-            jobs = await _settled(store, jobs, time.monotonic() + grace + CANCEL_SLACK)
+            from queuectl.engine.requests import POLL as REQUEST_POLL  # the engine's pace
+
+            deadline = time.monotonic() + REQUEST_POLL + grace + CANCEL_SLACK
+            jobs = await _settled(store, jobs, deadline)
     for job in jobs:
+        if job.state is JobState.PROCESSING:
+            raise QueuectlError(
+                f"job {job.id!r} is still running: its engine ({job.lease_owner}) did not act "
+                "on the cancel in time; see `queuectl status`"
+            )
         if job.state is not JobState.CANCELED:  # it ended by itself before the engine killed it
             raise BadInput(f"job {job.id!r} is {job.state.value}; it ended before it was canceled")
     return len(jobs)
 
 
+async def _can_kill(queue: Queue, store: Store, running: Sequence[Job]) -> None:
+    """Raise, before anything is changed, unless an engine can kill each running job: the
+    one engine behind its socket (SQLite), or, where engines share the database, each job's
+    own engine, alive by its heartbeat."""
+    if not running:
+        return
+    engines = {engine.id: engine for engine in await store.engines()}
+    if not engines:
+        await engine_call(queue, "status")  # NoEngine when none runs
+        return
+    lease_time = (await store.config()).lease_time
+    for job in running:
+        engine = engines.get(job.lease_owner or "")
+        if engine is None or engine.lost(lease_time):
+            raise QueuectlError(
+                f"job {job.id!r} is running under engine {job.lease_owner}, which is lost (no "
+                "heartbeat for longer than a lease): nothing can kill it now; it is rescued "
+                "when its lease runs out, cancel it then"
+            )
+
+
 async def _kill_to_cancel(queue: Queue, store: Store, job: Job) -> None:
+    """Through the database when engines share it (the job's engine, on whichever host, reads
+    the request within a second); else through the engine's control socket."""
     from queuectl.errors import ControlError
 
+    if await store.request_cancel([job.id]):
+        return
     try:
         await engine_call(queue, "cancel", id=job.id)
     except ControlError as exc:

@@ -47,13 +47,22 @@ class Waiting:
 
 
 @dataclass(frozen=True, slots=True)
+class Elsewhere:
+    """Attempt `job.runs` runs under an engine that this host cannot reach (another host's, or
+    one that does not answer): live output comes only from the engine's own control socket,
+    so the attempt's output is given once it has ended."""
+
+    job: Job
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     """The job is over: completed, dead or canceled."""
 
     job: Job
 
 
-FollowEvent = Output | Chunk | Waiting | Finished
+FollowEvent = Output | Chunk | Waiting | Elsewhere | Finished
 
 
 async def attempt_output(queue: Queue, job_id: str, run: int | None = None) -> Output:
@@ -72,12 +81,19 @@ async def follow(queue: Queue, job_id: str) -> AsyncGenerator[FollowEvent, None]
         job = await store.get(job_id)
         shown = max(job.runs - 1, 0)  # the runs whose output has been given
         announced = shown  # the last run after which a Waiting was given
+        unreachable = 0  # the last run whose engine was said to be out of reach
         while True:
             if job.runs > shown:
-                if job.state is JobState.PROCESSING and job.runs == shown + 1:
+                if job.state is JobState.PROCESSING and job.runs == unreachable:
+                    await asyncio.sleep(POLL)  # until the attempt ends
+                elif job.state is JobState.PROCESSING and job.runs == shown + 1:
                     stream = await _open_live(queue, job)
-                    if stream is None:  # it ended before its engine could stream it, or no
-                        await asyncio.sleep(POLL)  # engine answers: look again
+                    if stream is None:  # it ended before its engine could stream it, or it
+                        now = await store.get(job_id)  # runs where no engine here answers
+                        if now.state is JobState.PROCESSING and now.runs == job.runs:
+                            unreachable = job.runs
+                            yield Elsewhere(now)
+                        await asyncio.sleep(POLL)
                     else:
                         shown = job.runs  # even if the stream breaks: never twice
                         async with aclosing(stream):

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from queuectl.config import Config
 from queuectl.errors import BadInput, DuplicateJobId
-from queuectl.models import Attempt, Job, JobSpec, Outcome
+from queuectl.models import Attempt, EngineRecord, EngineRequests, Job, JobSpec, Outcome
 from queuectl.paths import DB_NAME
 from queuectl.states import JobState, Transition
 
@@ -180,9 +181,10 @@ class Store(Protocol):
         """Pause or resume the queue; kept in the queue itself, so it outlives every engine."""
 
     # --- the engine's side
-    async def attach_engine(self, engine_id: str) -> None:
-        """Register a starting engine. Raises EngineRunning where the backend allows only one
-        engine (SQLite: one per database file, held by a lock that dies with its process)."""
+    async def attach_engine(self, engine_id: str, concurrency: int | None = None) -> None:
+        """Register a starting engine (running `concurrency` jobs at a time). Raises
+        EngineRunning where the backend allows only one engine (SQLite: one per database
+        file, held by a lock that dies with its process)."""
 
     async def detach_engine(self, engine_id: str) -> None: ...
 
@@ -200,6 +202,11 @@ class Store(Protocol):
         """Apply the transitions and record the attempts' ends, and the pids, in one
         transaction; for each finish, whether it applied (False: the job moved on)."""
 
+    def rescuing(self) -> AbstractAsyncContextManager[bool]:
+        """Whether this store may rescue orphans now (True), held until the block ends:
+        engines that share the database take turns (an advisory lock), so that two never
+        settle the same orphans."""
+
     async def orphans(self, owner: str) -> list[Job]:
         """Jobs in processing whose engine is gone: their lease expired, or (a backend that
         allows one engine, attached by `owner`) any other owner's."""
@@ -211,6 +218,22 @@ class Store(Protocol):
     async def wait_for_change(self, timeout: float) -> bool:
         """Wait until another process commits a change to the queue (True) or until
         `timeout` seconds pass (False)."""
+
+    # --- engines on many hosts: store/postgres_cluster.py. A backend that allows one engine
+    # only (SQLite) registers none here: that engine is reached through its control socket.
+    async def engines(self) -> list[EngineRecord]:
+        """Every engine registered in the database, on any host, with its running jobs."""
+
+    async def request_stop(self, engine_ids: Sequence[str] | None, kill: bool) -> list[str]:
+        """Ask engines (None: every one) to stop, killing their running jobs if `kill`;
+        returns the ids asked. Each engine reads its requests every second."""
+
+    async def request_cancel(self, job_ids: Sequence[str]) -> list[str]:
+        """Ask the engines running these jobs, wherever they run, to kill them as canceled;
+        returns the ids of those asked (running jobs)."""
+
+    async def engine_requests(self, engine_id: str) -> EngineRequests:
+        """What was asked of this engine through the database."""
 
 
 def unique_ids(specs: Sequence[JobSpec]) -> set[str]:

@@ -180,18 +180,24 @@ WITH f AS (
 SELECT ord FROM done
 
 -- name: renew_leases
--- The engine's heartbeat goes with its renewal: one statement, one round trip.
+-- The engine's heartbeat goes with its renewal: one statement, one round trip. The last row
+-- (id NULL) tells whether the engine is still registered: an engine cut off for long was
+-- taken for lost and forgotten (postgres_cluster.sql), and registers again.
 WITH beat AS (
-    UPDATE queuectl_engines SET heartbeat_at = {now} WHERE id = $2
+    UPDATE queuectl_engines SET heartbeat_at = {now} WHERE id = $2 RETURNING id
+), renewed AS (
+    UPDATE queuectl_jobs SET lease_expires_at = {now} + $3
+     WHERE state = 'processing' AND lease_owner = $2
+    RETURNING id, runs
 )
-UPDATE queuectl_jobs SET lease_expires_at = {now} + $3
- WHERE state = 'processing' AND lease_owner = $2
-RETURNING id, runs
+SELECT id, runs, NULL AS registered FROM renewed
+UNION ALL
+SELECT NULL, NULL, EXISTS (SELECT 1 FROM beat)
 
 -- name: attach_engine
-INSERT INTO queuectl_engines (id, machine, host, pid, pid_started, version, started_at,
-                              heartbeat_at)
-VALUES ($2, $3, $4, $5, $6, $7, {now}, {now})
+INSERT INTO queuectl_engines (id, machine, host, pid, pid_started, version, concurrency,
+                              started_at, heartbeat_at)
+VALUES ($2, $3, $4, $5, $6, $7, $8, {now}, {now})
     ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
 
 -- name: detach_engine

@@ -42,7 +42,8 @@ class PostgresBase(HasTarget):
         self._pool = pool
         self._clock = clock
         self._watch = ChangeWatch(target, self._counter, changes)
-        self._engine_id: str | None = None
+        self._engine_id: str | None = None  # the engine attached through this store
+        self._concurrency: int | None = None
 
     @classmethod
     async def open(

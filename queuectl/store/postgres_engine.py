@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -22,25 +23,21 @@ import asyncpg
 from queuectl import __version__, procfs
 from queuectl.models import Job
 from queuectl.store import Finish, PidUpdate
-from queuectl.store.postgres_base import PostgresBase, Tx
-from queuectl.store.postgres_db import POOL_SIZE, job_of, translated
+from queuectl.store.postgres_base import Tx
+from queuectl.store.postgres_cluster import PostgresClusterOps
+from queuectl.store.postgres_db import DB_ERRORS, POOL_SIZE, job_of, storage_error, translated
 from queuectl.store.sqlite_output import encode as encode_output
 
+#: pg_try_advisory_lock key of the rescue of orphans: b"qrescue!" as a signed 64-bit integer
+RESCUE_LOCK = int.from_bytes(b"qrescue!", "big", signed=True)
 
-class PostgresEngineOps(PostgresBase):
+
+class PostgresEngineOps(PostgresClusterOps):
     @translated
-    async def attach_engine(self, engine_id: str) -> None:
+    async def attach_engine(self, engine_id: str, concurrency: int | None = None) -> None:
         """Register the engine (any number may attach), and start listening for changes."""
-        await self._execute(
-            "attach_engine",
-            engine_id,
-            MACHINE,
-            socket.gethostname(),
-            os.getpid(),
-            process_started(os.getpid()),
-            __version__,
-        )
-        self._engine_id = engine_id
+        await self._register(engine_id, concurrency)
+        self._engine_id, self._concurrency = engine_id, concurrency
         await asyncio.gather(self._watch.start(), self._warm_up())
 
     async def _warm_up(self) -> None:
@@ -69,6 +66,18 @@ class PostgresEngineOps(PostgresBase):
         await tx.value("next_due")
 
     @translated
+    async def _register(self, engine_id: str, concurrency: int | None) -> None:
+        await self._execute(
+            "attach_engine",
+            engine_id,
+            MACHINE,
+            socket.gethostname(),
+            os.getpid(),
+            process_started(os.getpid()),
+            __version__,
+            concurrency,
+        )
+
     async def detach_engine(self, engine_id: str) -> None:
         await self._execute("detach_engine", engine_id)
         if self._engine_id == engine_id:
@@ -84,7 +93,9 @@ class PostgresEngineOps(PostgresBase):
     @translated
     async def renew_leases(self, owner: str, lease: float) -> dict[str, int]:
         rows = await self._fetch("renew_leases", owner, lease)
-        return {str(row["id"]): int(row["runs"]) for row in rows}
+        if not rows[-1]["registered"] and owner == self._engine_id:
+            await self._register(owner, self._concurrency)
+        return {str(row["id"]): int(row["runs"]) for row in rows[:-1]}
 
     @translated
     async def finish_many(
@@ -108,6 +119,28 @@ class PostgresEngineOps(PostgresBase):
                 places = {row["ord"] for row in rows}
         return [place in places for place in range(1, len(finishes) + 1)]
 
+    @asynccontextmanager
+    async def rescuing(self) -> AsyncIterator[bool]:
+        """A session advisory lock on a pooled connection, tried, not waited for: the engine
+        holding it rescues, the others leave the orphans to it. Unlocked before the connection
+        goes back to the pool; a connection that failed meanwhile is closed, which frees it."""
+        try:
+            conn = await self._pool.acquire()
+        except DB_ERRORS as exc:
+            raise storage_error(self.target, exc) from exc
+        try:
+            ours = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", RESCUE_LOCK))
+            try:
+                yield ours
+            finally:
+                if ours:
+                    await conn.fetchval("SELECT pg_advisory_unlock($1)", RESCUE_LOCK)
+        except DB_ERRORS as exc:
+            conn.terminate()
+            raise storage_error(self.target, exc) from exc
+        finally:
+            await self._pool.release(conn)
+
     @translated
     async def orphans(self, owner: str) -> list[Job]:
         """Running jobs of other owners whose lease expired, or whose engine ran on this
@@ -121,6 +154,7 @@ class PostgresEngineOps(PostgresBase):
         if dead:
             held = {job.lease_owner for job in jobs}
             await self._execute("forget_engines", [e for e in dead if e not in held])
+        await self._forget_lost_engines()
         return jobs
 
     @translated

@@ -117,3 +117,7 @@ class PostgresListOps(PostgresBase):
         grep, since, until = _bounds(job_filter)
         states = _states(job_filter.states or frozenset(JobState))
         return int(await self._value("count_jobs", states, since, until, grep))
+
+    @translated
+    async def finished_since(self, since: float, limit: int) -> list[Job]:
+        return [job_of(row) for row in await self._fetch("finished_since", since, limit)]

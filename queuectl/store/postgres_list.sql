@@ -42,3 +42,18 @@ SELECT count(*) FROM queuectl_jobs
    AND ($1::text[] IS NULL OR state = ANY($1::text[]))
    AND ($4::text = '' OR strpos(id, $4) > 0 OR strpos(command, $4) > 0
         OR strpos(label, $4) > 0)
+
+-- name: finished_since
+-- The jobs whose last attempt ended at or after $1, newest first (statistics, the dashboard's
+-- chart and metrics): the finished ones through the index of purge, the failed ones awaiting
+-- their retry through the retries' index, as a retry is due no sooner than the failure it
+-- follows (one that `edit` moved before it is not counted).
+SELECT {job} FROM (
+    SELECT * FROM queuectl_jobs
+     WHERE state IN ('completed', 'dead', 'canceled') AND finished_at >= $1::float8
+    UNION ALL
+    SELECT * FROM queuectl_jobs
+     WHERE state = 'failed' AND next_run_at >= $1::float8 AND finished_at >= $1::float8
+) AS queuectl_jobs
+ ORDER BY finished_at DESC
+ LIMIT $2::bigint

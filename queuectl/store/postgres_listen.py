@@ -108,9 +108,12 @@ class ChangeWatch:
 
     async def _start_within(self, deadline: float) -> None:
         """start(), given up on at the wait's deadline: a server that drops packets would
-        otherwise hold the wait for the whole connect timeout."""
+        otherwise hold the wait for the whole connect timeout. Not called while listening:
+        a wait_for() around nothing to do could swallow the cancellation of this wait (Python
+        3.11 loses one that arrives as its inner task ends), and the wait, cancelled by the
+        engine, would live on and eat the next notice."""
         left = deadline - time.monotonic()
-        if left > 0:
+        if left > 0 and self._conn is None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.start(), left)
 

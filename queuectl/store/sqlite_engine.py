@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from queuectl.lock import EngineLock
-from queuectl.models import Job
+from queuectl.models import EngineRecord, EngineRequests, Job
 from queuectl.store import Finish, PidUpdate
 from queuectl.store.sqlite_base import SqliteBase, translated
 from queuectl.store.sqlite_db import SQL, job_of, pragma
@@ -24,7 +25,7 @@ CHANGE_POLL = 0.05  # seconds between looks at data_version while waiting for a 
 
 
 class SqliteEngineOps(SqliteBase):
-    async def attach_engine(self, engine_id: str) -> None:
+    async def attach_engine(self, engine_id: str, concurrency: int | None = None) -> None:
         lock = EngineLock(self.path.with_name(self.path.name + ".lock"))
         lock.acquire()
         self._engine_lock = lock
@@ -123,6 +124,25 @@ class SqliteEngineOps(SqliteBase):
                 self._version = version
                 return True
         return False
+
+    @asynccontextmanager
+    async def rescuing(self) -> AsyncIterator[bool]:
+        """Always: one engine per file, so no other rescues."""
+        yield True
+
+    # --- engines on many hosts: one engine per SQLite file, reached through its socket
+
+    async def engines(self) -> list[EngineRecord]:
+        return []
+
+    async def request_stop(self, engine_ids: Sequence[str] | None, kill: bool) -> list[str]:
+        return []
+
+    async def request_cancel(self, job_ids: Sequence[str]) -> list[str]:
+        return []
+
+    async def engine_requests(self, engine_id: str) -> EngineRequests:
+        return EngineRequests()
 
 
 class _Partial(Exception):

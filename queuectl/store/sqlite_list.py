@@ -118,3 +118,8 @@ class SqliteListOps(SqliteBase):
         states = _states(job_filter.states or frozenset(JobState))
         rows = await self._rows("count_jobs", {**_common(job_filter), "states": states})
         return int(rows[0][0])
+
+    @translated
+    async def finished_since(self, since: float, limit: int) -> list[Job]:
+        rows = await self._rows("finished_since", {"since": since, "limit": limit})
+        return [job_of(row) for row in rows]

@@ -35,3 +35,19 @@ SELECT count(*) FROM jobs
  WHERE created_at >= :since AND created_at < :until
    AND (:states = '' OR state IN (SELECT value FROM json_each(:states)))
    AND (:grep = '' OR instr(id, :grep) OR instr(command, :grep) OR instr(label, :grep))
+
+-- name: finished_since
+-- The jobs whose last attempt ended at or after :since, newest first (statistics, the
+-- dashboard's chart and metrics): the finished ones through the index of purge, the failed
+-- ones awaiting their retry through the claim's due index, as a retry is due no sooner than
+-- the failure it follows (one that `edit` moved before it is not counted).
+SELECT * FROM (
+    SELECT * FROM jobs INDEXED BY jobs_finished
+     WHERE state IN ('completed', 'dead', 'canceled') AND finished_at >= :since
+    UNION ALL
+    SELECT * FROM jobs INDEXED BY jobs_due
+     WHERE state IN ({runnable}) AND next_run_at >= :since
+       AND state = 'failed' AND finished_at >= :since
+)
+ ORDER BY finished_at DESC
+ LIMIT :limit
