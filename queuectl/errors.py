@@ -22,6 +22,11 @@ class JobNotFound(BadInput):
         super().__init__(f"job {job_id!r} not found; see `queuectl list`")
 
 
+class ScheduleNotFound(BadInput):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"schedule {name!r} not found; see `queuectl schedule list`")
+
+
 class InvalidTransition(QueuectlError):
     """A state change that no longer applies (the job moved on); reported, never forced."""
 

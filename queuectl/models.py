@@ -12,6 +12,7 @@ from typing import Literal, NamedTuple
 from queuectl.states import ErrorKind, JobState, OutcomeKind, outcome_kind
 
 Stream = Literal["stdout", "stderr"]
+DEFAULT_QUEUE = "default"
 
 
 class Chunk(NamedTuple):
@@ -43,6 +44,11 @@ class JobSpec:
     run_at: float | None = None
     env: dict[str, str] = field(default_factory=dict)
     label: str | None = None  # free text for people: shown in listings, found by list --grep
+    queue: str = DEFAULT_QUEUE
+    #: ids of jobs that must complete first (they exist already, or come earlier in the batch)
+    after: tuple[str, ...] = ()
+    #: while a job with this key is live (states.LIVE), enqueueing another creates nothing
+    unique_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,8 @@ class Job:
     pid: int | None
     error_kind: ErrorKind | None = None  # of the last attempt that did not succeed
     label: str | None = None
+    queue: str = DEFAULT_QUEUE
+    unique_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,3 +166,14 @@ class EngineRequests:
 
     stop: Literal["finish", "kill"] | None = None
     cancel: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """A named queue as `queue list` shows it: its limit (None: only the engines' slots), its
+    pause, and how many of its jobs are in each state (every state, 0 included)."""
+
+    name: str
+    concurrency: int | None
+    paused: bool
+    counts: dict[JobState, int]

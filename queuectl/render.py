@@ -102,9 +102,23 @@ def job_dict(job: Job) -> dict[str, Any]:
         "last_error": job.last_error,
         "error_kind": job.error_kind.value if job.error_kind else None,
         "label": job.label,
+        "queue": job.queue,
+        "unique_key": job.unique_key,
         "lease_owner": job.lease_owner,
         "lease_expires_at": iso(job.lease_expires_at),
         "pid": job.pid,
+    }
+
+
+def job_detail_dict(
+    job: Job, attempts: Sequence[Attempt], parents: Sequence[str], children: Sequence[str]
+) -> dict[str, Any]:
+    """`show --json` (and the dashboard's /api/jobs/ID): the job, its relatives, its history."""
+    return {
+        **job_dict(job),
+        "parents": list(parents),
+        "children": list(children),
+        "history": [attempt_dict(attempt) for attempt in attempts],
     }
 
 
@@ -230,6 +244,8 @@ def status(
             f"{engine.completed} completed, {engine.failed} failed"
         )
     extra = [("engine", line)]
+    if engine.queues is not None:
+        extra.append(("engine queues", ", ".join(engine.queues)))
     if paused:
         extra.insert(0, ("queue", "paused: no job starts until `queuectl resume`"))
     if stats is not None and stats.completed_hour + stats.failed_hour:
@@ -265,7 +281,12 @@ def status(
     render_plain.table(sys.stdout, rows, headers, title="running")
 
 
-def job_detail(job: Job, attempts: Sequence[Attempt]) -> None:
+def job_detail(
+    job: Job,
+    attempts: Sequence[Attempt],
+    parents: Sequence[str] = (),
+    children: Sequence[str] = (),
+) -> None:
     from rich.table import Table
 
     out = console()
@@ -278,6 +299,10 @@ def job_detail(job: Job, attempts: Sequence[Attempt]) -> None:
         ("state", _state(job.state)),
         ("command", _text(job.command)),
         ("label", _text(job.label or "-")),
+        ("queue", _text(job.queue)),
+        ("unique key", _text(job.unique_key or "-")),
+        ("after", _text(", ".join(parents) or "-")),
+        ("children", _text(", ".join(children) or "-")),
         ("cwd", _text(job.cwd)),
         ("env", _text(" ".join(f"{k}={v}" for k, v in job.env.items())) or "-"),
         ("priority", str(job.priority)),

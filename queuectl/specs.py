@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from queuectl.errors import BadInput
-from queuectl.models import JobSpec
+from queuectl.models import DEFAULT_QUEUE, JobSpec
 
 # The units live in their own module; they are re-exported here, where callers look for parsers.
 from queuectl.units import MAX_DURATION as MAX_DURATION
@@ -142,8 +142,54 @@ def validate_label(value: Any) -> str:
     return value
 
 
+QUEUE_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+MAX_UNIQUE_KEY = 200  # characters
+MAX_PARENTS = 1000  # parents of one job
+
+
+def validate_queue_name(value: Any) -> str:
+    if not isinstance(value, str) or not QUEUE_PATTERN.fullmatch(value):
+        raise BadInput(f"invalid queue name {value!r}; use 1-64 letters, digits, '.', '_' or '-'")
+    return value
+
+
+def validate_unique_key(value: Any) -> str:
+    if not isinstance(value, str):
+        raise BadInput(f"'unique_key' must be a string, not {_type_name(value)}")
+    if not value or len(value) > MAX_UNIQUE_KEY or _CONTROL.search(value):
+        raise BadInput(
+            f"invalid unique key {value!r}; use 1-{MAX_UNIQUE_KEY} characters of one line"
+        )
+    _require_utf8("unique_key", value)
+    return value
+
+
+def validate_after(value: Any) -> tuple[str, ...]:
+    """The parents' ids: a JSON array of ids (the command line's comma list is split first)."""
+    if not isinstance(value, list):
+        raise BadInput(f"'after' must be an array of job ids, not {_type_name(value)}")
+    if not value:
+        raise BadInput("'after' is empty; name the jobs that must complete first, or leave it out")
+    if len(value) > MAX_PARENTS:
+        raise BadInput(f"'after' names more than {MAX_PARENTS} jobs")
+    return tuple(dict.fromkeys(validate_id(parent) for parent in value))
+
+
 _FIELDS = frozenset(
-    {"id", "command", "max_retries", "priority", "timeout", "run_at", "cwd", "env", "label"}
+    {
+        "id",
+        "command",
+        "max_retries",
+        "priority",
+        "timeout",
+        "run_at",
+        "cwd",
+        "env",
+        "label",
+        "queue",
+        "after",
+        "unique_key",
+    }
 )
 
 
@@ -186,6 +232,13 @@ def spec_from_dict(data: Any, default_cwd: str) -> JobSpec:
         run_at=parse_time(run_at) if run_at is not None else None,
         env=validate_env(data["env"]) if data.get("env") is not None else {},
         label=validate_label(data["label"]) if data.get("label") is not None else None,
+        queue=validate_queue_name(data["queue"])
+        if data.get("queue") is not None
+        else DEFAULT_QUEUE,
+        after=validate_after(data["after"]) if data.get("after") is not None else (),
+        unique_key=(
+            validate_unique_key(data["unique_key"]) if data.get("unique_key") is not None else None
+        ),
     )
 
 
@@ -219,6 +272,9 @@ class Shorthand:
     cwd: str | None = None
     env: dict[str, str] | None = None
     label: str | None = None
+    queue: str | None = None
+    after: str | None = None  # ID[,ID...]
+    unique_key: str | None = None
 
     @property
     def given(self) -> bool:
@@ -273,9 +329,13 @@ def _with_options(data: Any, cwd: str, options: Shorthand) -> JobSpec:
         ("timeout", options.timeout),
         ("cwd", options.cwd),
         ("label", options.label),
+        ("queue", options.queue),
+        ("unique_key", options.unique_key),
     ):
         if value is not None:
             merged[name] = value
+    if options.after is not None:
+        merged["after"] = [part.strip() for part in options.after.split(",")]
     if options.env is not None:
         own = merged.get("env")
         merged["env"] = {**(validate_env(own) if own is not None else {}), **options.env}

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 
 class JobState(enum.StrEnum):
+    BLOCKED = "blocked"  # waiting for its parents (enqueue --after) to complete
     PENDING = "pending"
     PROCESSING = "processing"
     COMPLETED = "completed"
@@ -47,13 +48,16 @@ RUNNABLE = (JobState.PENDING, JobState.FAILED)
 #: A job here is over: only a user (retry) brings it back.
 FINISHED = (JobState.COMPLETED, JobState.DEAD, JobState.CANCELED)
 #: The user may cancel these in the store; a running job is canceled by killing it.
-CANCELABLE = (JobState.PENDING, JobState.FAILED)
+CANCELABLE = (JobState.BLOCKED, JobState.PENDING, JobState.FAILED)
 #: `dlq retry` takes these back to pending.
 RETRYABLE = (JobState.DEAD,)
 #: `restart` takes these back to pending: a job that is over, or one waiting for its retry.
 RESTARTABLE = (*FINISHED, JobState.FAILED)
 #: A user may edit, delete or purge these: every job its engine does not hold (processing).
-AT_REST = (JobState.PENDING, JobState.FAILED, *FINISHED)
+AT_REST = (JobState.BLOCKED, JobState.PENDING, JobState.FAILED, *FINISHED)
+#: A job here is live: it holds its unique key (enqueue --unique-key), which is free again
+#: once the job is over. The stores' partial unique indexes name these states.
+LIVE = (JobState.BLOCKED, JobState.PENDING, JobState.FAILED, JobState.PROCESSING)
 
 
 class ErrorKind(enum.StrEnum):

@@ -41,7 +41,9 @@ CONNECT_TIMEOUT = 5.0
 #: what release_database runs to give the next test an empty queue (the schema stays)
 EMPTY = """
 SET lock_timeout = '10s';
-TRUNCATE queuectl_jobs, queuectl_attempts, queuectl_config, queuectl_engines RESTART IDENTITY;
+TRUNCATE queuectl_jobs, queuectl_attempts, queuectl_config, queuectl_engines,
+         queuectl_schedules, queuectl_schedule_ticks, queuectl_queues, queuectl_deps
+         RESTART IDENTITY;
 ALTER SEQUENCE queuectl_changes RESTART;
 """
 

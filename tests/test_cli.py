@@ -68,6 +68,8 @@ JOB_KEYS = {
     "pid",
     "error_kind",
     "label",
+    "queue",
+    "unique_key",
 }
 ATTEMPT_KEYS = {
     "run",
@@ -133,7 +135,7 @@ def test_enqueue_json_prints_the_id(cli: Cli) -> None:
     }
     assert ok(cli("enqueue", json.dumps(job))) == "job1\n"
     shown = show(cli, "job1")
-    assert set(shown) == JOB_KEYS | {"history"}
+    assert set(shown) == JOB_KEYS | {"parents", "children", "history"}
     assert {k: shown[k] for k in job} == {**job, "timeout": 5.0}
     assert shown["state"] == "pending"
     assert shown["cwd"] == os.getcwd()

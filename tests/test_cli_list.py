@@ -245,7 +245,7 @@ def test_long_listing_pages_through_jobs_of_one_instant(cli: Cli, backend: Backe
 # --- refusals: exit 2 (or 1 for a missing queue), one line, nothing changed -------------------
 
 REFUSED: list[tuple[str, list[str], str]] = [
-    ("unknown state", ["--state", "bogus"], "unknown state 'bogus'; use one of: pending"),
+    ("unknown state", ["--state", "bogus"], "unknown state 'bogus'; use one of: blocked, pending"),
     ("unknown state in a list", ["--state", "pending,bogus"], "unknown state 'bogus'"),
     ("empty state in a list", ["--state", "pending,"], "unknown state ''"),
     ("empty grep", ["--grep", ""], "--grep is empty"),

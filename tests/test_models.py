@@ -34,6 +34,7 @@ def test_job_state_parse_rejects(text: str) -> None:
 
 def test_job_state_values_are_stable() -> None:
     assert [s.value for s in JobState] == [
+        "blocked",
         "pending",
         "processing",
         "completed",

@@ -11,6 +11,7 @@ from queuectl.models import Job, Outcome
 from queuectl.states import (
     CANCELABLE,
     FINISHED,
+    LIVE,
     RETRYABLE,
     RUNNABLE,
     ErrorKind,
@@ -142,15 +143,18 @@ def test_kill_reasons_carry_their_error_kind_and_message() -> None:
 def test_state_sets() -> None:
     assert set(RUNNABLE) == {P, F}
     assert set(FINISHED) == {X, D, C}
-    assert set(CANCELABLE) == {P, F}
+    assert set(CANCELABLE) == {JobState.BLOCKED, P, F}
     assert set(RETRYABLE) == {D}
+    assert set(LIVE) == {JobState.BLOCKED, P, F, JobState.PROCESSING}
     assert not set(RUNNABLE) & set(FINISHED)
-    assert [s for s in JobState if can_cancel(s)] == [P, JobState.PROCESSING, F]
+    assert not set(LIVE) & set(FINISHED)
+    assert JobState.BLOCKED not in RUNNABLE  # a blocked job is never claimed
+    assert [s for s in JobState if can_cancel(s)] == [JobState.BLOCKED, P, JobState.PROCESSING, F]
 
 
 def test_parse_state() -> None:
     assert JobState.parse("DEAD") is D
-    with pytest.raises(BadInput, match="unknown state 'zombie'; use one of: pending, "):
+    with pytest.raises(BadInput, match="unknown state 'zombie'; use one of: blocked, pending, "):
         JobState.parse("zombie")
 
 

@@ -96,6 +96,10 @@ async def test_first_use_creates_the_schema(empty_db: str) -> None:
         "queuectl_attempts",
         "queuectl_config",
         "queuectl_engines",
+        "queuectl_queues",
+        "queuectl_deps",
+        "queuectl_schedules",
+        "queuectl_schedule_ticks",
     }
 
 

@@ -57,7 +57,7 @@ class TestSqliteFile:
         store = await open_store(home)
         await store.close()
         with connect(db_path(home)) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             tables = {
                 row[0]

@@ -28,6 +28,8 @@ from queuectl.cli import (
     inspect,
     listing,
     manage,
+    queues,
+    schedule,
     web,
 )
 from queuectl.cli.options import queue_options
@@ -44,7 +46,7 @@ async def cli() -> None:
 for module in (enqueue, inspect, listing, manage, engine, completion, web):
     for command in module.COMMANDS:
         cli.add_command(command)
-for command in (dlq.dlq, config.config, db.db):
+for command in (dlq.dlq, config.config, db.db, schedule.schedule, queues.queue):
     cli.add_command(command)
 
 

@@ -19,11 +19,12 @@ async def dlq() -> None:
 
 @dlq.command(name="list")
 @click.option("--limit", type=click.IntRange(1, 1_000_000), default=50, show_default=True)
+@click.option("--queue", "queue_name", metavar="NAME", help="Only dead jobs of this named queue.")
 @json_option
 @queue_options
-async def dlq_list(limit: int, as_json: bool) -> None:
+async def dlq_list(limit: int, queue_name: str | None, as_json: bool) -> None:
     """Dead jobs, newest first."""
-    jobs = await service.list_jobs(current_queue(), JobState.DEAD, limit)
+    jobs = await service.list_jobs(current_queue(), JobState.DEAD, limit, queue_name)
     if as_json:
         render.print_json([render.job_dict(job) for job in jobs])
     else:

@@ -38,6 +38,11 @@ async def worker() -> None:
     help="Exit once nothing runs and nothing may start now (jobs scheduled for later, retries "
     "not yet due, or a paused queue do not keep it).",
 )
+@click.option(
+    "--queues",
+    metavar="NAME[,NAME...]",
+    help="Run only the jobs of these named queues (default: every queue).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only failures.")
 @click.option(
     "--loop",
@@ -57,6 +62,7 @@ async def worker_start(
     concurrency: int | None,
     until_empty: bool,
     until_idle: bool,
+    queues: str | None,
     quiet: bool,
     loop: str,
     detach: bool,
@@ -64,7 +70,13 @@ async def worker_start(
     """Start the engine (Ctrl-C: finish running jobs; twice: kill them)."""
     queue = current_queue()
     options = service.engine_options(
-        queue, concurrency, until_empty=until_empty, until_idle=until_idle, quiet=quiet, loop=loop
+        queue,
+        concurrency,
+        until_empty=until_empty,
+        until_idle=until_idle,
+        quiet=quiet,
+        loop=loop,
+        queues=queues,
     )
     if detach:
         pid = await service.start_detached(queue, options)

@@ -45,6 +45,18 @@ PROGRESS_FROM = 10_000
 @click.option(
     "--label", metavar="TEXT", help="Free text shown in listings; `list --grep` finds it."
 )
+@click.option("--queue", "queue_name", metavar="NAME", help="The named queue (default: default).")
+@click.option(
+    "--after",
+    metavar="ID[,ID...]",
+    help="Wait (blocked) until these jobs have completed; canceled if one ends dead or canceled.",
+)
+@click.option(
+    "--unique-key",
+    metavar="KEY",
+    help="Create nothing while a job with KEY is blocked, pending, failed or running: print "
+    "its id instead.",
+)
 @queue_options
 async def enqueue(
     args: tuple[str, ...],
@@ -59,6 +71,9 @@ async def enqueue(
     cwd: str | None,
     env: tuple[str, ...],
     label: str | None,
+    queue_name: str | None,
+    after: str | None,
+    unique_key: str | None,
 ) -> None:
     """Add a job: a JSON object, `-- COMMAND...`, --file of JSON lines, or --each line.
 
@@ -69,6 +84,7 @@ async def enqueue(
       queuectl enqueue '{"id":"job1","command":"sleep 2","max_retries":3}'
       queuectl enqueue --priority 5 --delay 10m -- ./backup.sh /data
       queuectl enqueue --label nightly --env MODE=full --cwd /srv -- make report
+      queuectl enqueue --after build --unique-key deploy-prod -- ./deploy.sh
       queuectl enqueue --file jobs.jsonl
       find . -name '*.png' | queuectl enqueue --each - -- optipng {}
     """
@@ -83,6 +99,9 @@ async def enqueue(
         cwd=resolved if cwd is not None else None,
         env=specs.env_options(env, os.environ),
         label=label,
+        queue=queue_name,
+        after=after,
+        unique_key=unique_key,
     )
     if path is not None:
         if args or options.given or each is not None:
@@ -96,7 +115,14 @@ async def enqueue(
         await _enqueue_each(each, args, resolved, options)
         return
     spec = specs.job_from_args(args, resolved, options)
-    click.echo(await service.enqueue(current_queue(), spec))
+    enqueued = await service.enqueue(current_queue(), spec)
+    if enqueued.existing:
+        click.echo(
+            f"job {enqueued.id} with unique key {spec.unique_key!r} is already queued; "
+            "nothing was created",
+            err=True,
+        )
+    click.echo(enqueued.id)
 
 
 async def _enqueue_each(
@@ -115,8 +141,11 @@ async def _enqueue_each(
 
 async def _enqueue_batch(batch: specs.JobBatch) -> None:
     with _progress(len(batch.specs)) as advance:
-        count = await service.enqueue_batch(current_queue(), batch, advance)
-    click.echo(f"enqueued {count} job{'' if count == 1 else 's'}")
+        enqueued = await service.enqueue_batch(current_queue(), batch, advance)
+    created = enqueued.created
+    already = len(enqueued) - created
+    note = f" ({already} already queued under their unique keys)" if already else ""
+    click.echo(f"enqueued {created} job{'' if created == 1 else 's'}{note}")
 
 
 def _cwd(option: str | None) -> str:

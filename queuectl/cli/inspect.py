@@ -30,11 +30,12 @@ TRUNCATED = "[... earlier {stream} truncated (config output-limit) ...]"
 
 
 @click.command()
+@click.option("--queue", "queue_name", metavar="NAME", help="Count only this named queue's jobs.")
 @json_option
 @queue_options
-async def status(as_json: bool) -> None:
+async def status(queue_name: str | None, as_json: bool) -> None:
     """Jobs per state, whether the queue is paused, and its engine with its running jobs."""
-    report = await service.status(current_queue())
+    report = await service.status(current_queue(), queue_name)
     if as_json:
         render.print_json(report.as_dict())
     else:
@@ -54,12 +55,11 @@ async def status(as_json: bool) -> None:
 async def show(job_id: str, as_json: bool) -> None:
     """Every field of a job, and its attempts."""
     job, attempts = await service.job_detail(current_queue(), job_id)
+    parents, children = await service.job_relatives(current_queue(), job_id)
     if as_json:
-        render.print_json(
-            {**render.job_dict(job), "history": [render.attempt_dict(a) for a in attempts]}
-        )
+        render.print_json(render.job_detail_dict(job, attempts, parents, children))
     else:
-        render.job_detail(job, attempts)
+        render.job_detail(job, attempts, parents, children)
 
 
 @click.command()

@@ -41,6 +41,7 @@ MAX_LIMIT = 1_000_000
     "newest first.",
 )
 @click.option("--limit", type=click.IntRange(1, MAX_LIMIT), default=50, show_default=True)
+@click.option("--queue", "queue_name", metavar="NAME", help="Only jobs of this named queue.")
 @json_option
 @queue_options
 async def list_(
@@ -50,6 +51,7 @@ async def list_(
     until: str | None,
     sort: str,
     limit: int,
+    queue_name: str | None,
     as_json: bool,
 ) -> None:
     """Jobs, newest first (see --sort), as a table or --json; more than --limit are counted
@@ -65,13 +67,14 @@ async def list_(
         order=sort,
         limit=limit,
         now=time.time(),
+        queue=queue_name,
     )
     out = sys.stdout
     async with listing(current_queue(), wanted) as found:
         if as_json:
             await write_json(found.jobs(), out)
             return
-        filtered = bool(states or grep or since or until)
+        filtered = bool(states or grep or since or until or queue_name)
         shown = await write_table(found.jobs(), out, "no jobs match" if filtered else "no jobs")
         if shown == limit:
             total = await found.total()

@@ -17,7 +17,7 @@ from queuectl.cli.completion import complete_ids
 from queuectl.cli.options import current_queue, json_option, queue_options
 from queuectl.models import Job
 from queuectl.service import manage
-from queuectl.specs import parse_duration
+from queuectl.specs import parse_duration, validate_queue_name
 from queuectl.states import AT_REST, CANCELABLE, RESTARTABLE, JobState
 
 #: a progress bar is worth drawing from this many jobs on
@@ -162,17 +162,29 @@ async def delete(job_ids: tuple[str, ...]) -> None:
     help="Only jobs finished (a waiting job: enqueued) longer ago than this, like 7d.",
 )
 @click.option("--dry-run", is_flag=True, help="Only count the jobs that would be deleted.")
+@click.option("--queue", "queue_name", metavar="NAME", help="Only jobs of this named queue.")
 @json_option
 @queue_options
 async def purge(
-    states: tuple[str, ...], older_than: str | None, dry_run: bool, as_json: bool
+    states: tuple[str, ...],
+    older_than: str | None,
+    dry_run: bool,
+    queue_name: str | None,
+    as_json: bool,
 ) -> None:
     """Delete many jobs at once, in short batches that never stall a running engine."""
     wanted = manage.parse_states(states, manage.PURGE_DEFAULT)
     age = parse_duration(older_than) if older_than is not None else None
+    if queue_name is not None:
+        validate_queue_name(queue_name)
     with _Bar("purging") as bar:
         count = await manage.purge(
-            current_queue(), wanted, age, dry_run=dry_run, start=None if as_json else bar.start
+            current_queue(),
+            wanted,
+            age,
+            dry_run=dry_run,
+            start=None if as_json else bar.start,
+            queue_name=queue_name,
         )
     if as_json:
         render.print_json({"count": count, "dry_run": dry_run})

@@ -42,6 +42,8 @@ def _argv(options: WorkerOptions) -> list[str]:
         argv.append("--until-idle")
     if options.quiet:
         argv.append("--quiet")
+    if options.queues is not None:
+        argv += ["--queues", ",".join(options.queues)]
     return argv
 
 

@@ -27,10 +27,11 @@ from queuectl.engine.housekeeping import Housekeeping
 from queuectl.engine.leases import Leases
 from queuectl.engine.outage import Outage, backoff
 from queuectl.engine.requests import Requests
+from queuectl.engine.scheduler import Scheduler
 from queuectl.errors import ConnectionLost, QueuectlError
 from queuectl.faults import crash_point
 from queuectl.models import Job
-from queuectl.states import JobState, KillReason
+from queuectl.states import RUNNABLE, JobState, KillReason
 from queuectl.store import Store
 from queuectl.store.batching import GroupCommit
 
@@ -44,10 +45,18 @@ STOP_PATIENCE = 30.0
 
 class Engine:
     def __init__(
-        self, store: Store, concurrency: int, *, until_empty: bool = False, until_idle: bool = False
+        self,
+        store: Store,
+        concurrency: int,
+        *,
+        until_empty: bool = False,
+        until_idle: bool = False,
+        queues: tuple[str, ...] | None = None,
     ) -> None:
         self.store = store
         self.concurrency = concurrency
+        #: the named queues whose jobs this engine runs (None: every queue)
+        self.queues = queues
         #: exit once no job is pending, processing or waiting for a retry, however far off
         self.until_empty = until_empty
         #: exit once nothing runs and nothing may start now (none due, or the queue paused)
@@ -66,6 +75,7 @@ class Engine:
         )
         self.housekeeping = Housekeeping(store)
         self.requests = Requests(self)
+        self.scheduler = Scheduler(store, self.wake)
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._busy = 0  # slots whose job's process has not ended yet
@@ -149,6 +159,7 @@ class Engine:
             others = (
                 asyncio.create_task(self.housekeeping.keep(), name="housekeeping"),
                 asyncio.create_task(self.requests.keep(), name="requests"),
+                asyncio.create_task(self.scheduler.keep(), name="scheduler"),
             )
             try:
                 await self._run_watched(keeper, *others)
@@ -217,7 +228,8 @@ class Engine:
         free = self.concurrency - self._busy
         if free > 0:
             config = await self.store.config()
-            jobs = await self.store.claim(self.id, free, config.lease_time)  # none if paused
+            # none while paused; of self.queues only, within each queue's limit
+            jobs = await self.store.claim(self.id, free, config.lease_time, self.queues)
             for job in jobs:
                 crash_point("claim", job.command)
                 self._start(job, config)
@@ -242,8 +254,10 @@ class Engine:
 
     async def _done_reason(self) -> str | None:
         """Why an --until-empty or --until-idle engine with nothing running may exit now."""
-        due = await self.store.due_in()
+        due = await self.store.due_in(queues=self.queues)
         if due is None:
+            if self.until_empty and await self._held_back():
+                return None  # as it waits through the queue-wide pause
             return "queue is empty"
         if self.until_idle and due > 0:
             return "nothing is due now"
@@ -251,12 +265,25 @@ class Engine:
             return "queue is paused"
         return None
 
+    async def _held_back(self) -> bool:
+        """Whether a job of this engine's queues waits although none is due for it: held by
+        a paused named queue, or by a limited one that other engines keep full."""
+        from queuectl.store import JobFilter
+
+        for name in self.queues or (None,):
+            for state in RUNNABLE:
+                wanted = JobFilter(frozenset({state}), limit=1, queue=name)
+                async for _ in self.store.iter_jobs(wanted):  # one page of one: nothing left
+                    return True
+        return False
+
     async def _idle(self, full: bool) -> None:
         """Sleep until woken, until the next job is due, or until another process commits."""
         if full:
             await self._wake.wait()
             return
-        due = await self.store.due_in()
+        # only the jobs it could claim: a paused or full named queue wakes it by a change
+        due = await self.store.due_in(queues=self.queues)
         if due is not None and due <= 0 and await self.store.paused():
             due = None  # held by the pause: wait for the resume (a wake or a commit), not a timer
         timeout = MAX_IDLE if due is None else min(max(due, 0.0), MAX_IDLE)

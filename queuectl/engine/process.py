@@ -36,6 +36,7 @@ class WorkerOptions:
     quiet: bool = False
     loop: str = DEFAULT_LOOP
     until_idle: bool = False
+    queues: tuple[str, ...] | None = None  # the named queues it runs (None: every queue)
 
 
 def run_worker(options: WorkerOptions) -> int:
@@ -68,6 +69,7 @@ async def _serve(options: WorkerOptions) -> int:
                 options.concurrency or config.concurrency,
                 until_empty=options.until_empty,
                 until_idle=options.until_idle,
+                queues=options.queues,
             )
             _handle_signals(engine)
             server = ControlServer(home / SOCKET_NAME, engine_handler(engine))
@@ -79,6 +81,8 @@ async def _serve(options: WorkerOptions) -> int:
                 "" if engine.concurrency == 1 else "s",
                 store.location,
             )
+            if engine.queues is not None:
+                log.info("running the jobs of queues %s only", ", ".join(engine.queues))
             if await store.paused():
                 log.info("the queue is paused: no job starts until `queuectl resume`")
             try:

@@ -29,6 +29,7 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         "started_at": engine.started_at,
         "uptime": now - engine.started_at,
         "concurrency": engine.concurrency,
+        "queues": None if engine.queues is None else list(engine.queues),
         "stopping": engine.stopping,
         "completed": engine.completed,
         "failed": engine.failed,
@@ -79,6 +80,7 @@ class EngineReport:
     started_at: float | None = None
     uptime: float | None = None
     concurrency: int | None = None
+    queues: tuple[str, ...] | None = None  # the named queues it runs (None: every queue)
     stopping: bool | None = None
     completed: int | None = None  # since it started
     failed: int | None = None  # attempts that failed (retried or dead) since it started
@@ -112,6 +114,7 @@ class EngineReport:
             started_at=reply.get("started_at"),
             uptime=reply.get("uptime"),
             concurrency=reply.get("concurrency"),
+            queues=None if reply.get("queues") is None else tuple(reply["queues"]),
             stopping=reply.get("stopping"),
             completed=reply.get("completed"),
             failed=reply.get("failed"),
@@ -127,6 +130,7 @@ class EngineReport:
             "started_at": iso(self.started_at),
             "uptime": self.uptime,
             "concurrency": self.concurrency,
+            "queues": None if self.queues is None else list(self.queues),
             "stopping": self.stopping,
             "completed": self.completed,
             "failed": self.failed,

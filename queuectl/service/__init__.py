@@ -14,7 +14,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -28,7 +28,7 @@ from queuectl.states import JobState
 if TYPE_CHECKING:
     from queuectl.engine.process import WorkerOptions
     from queuectl.engine.status import EngineReport
-    from queuectl.store import Progress, Store
+    from queuectl.store import Enqueued, Progress, Store
 
 DB_ENV = "QUEUECTL_DB"
 #: how long after the engine's kill grace a canceled running job may take to be recorded
@@ -80,25 +80,31 @@ class Queue:
 # --- enqueueing -------------------------------------------------------------------------------
 
 
-async def enqueue(queue: Queue, spec: JobSpec) -> str:
-    """Store the job and wake an idle engine, so it starts now rather than at its next poll;
-    returns the job's id."""
+class Enqueuing(NamedTuple):
+    id: str
+    existing: bool  # already queued under the spec's unique key: nothing was created
+
+
+async def enqueue(queue: Queue, spec: JobSpec) -> Enqueuing:
+    """Store the job and wake an idle engine, so it starts now rather than at its next poll."""
     async with queue.store() as store:
-        [new_id] = await store.enqueue([spec])
+        enqueued = await store.enqueue([spec])
     await wake(queue)
-    return new_id
+    return Enqueuing(enqueued[0], enqueued[0] in enqueued.existing)
 
 
-async def enqueue_batch(queue: Queue, batch: JobBatch, progress: Progress | None = None) -> int:
+async def enqueue_batch(
+    queue: Queue, batch: JobBatch, progress: Progress | None = None
+) -> Enqueued:
     """All or none, in one transaction; `progress` is told how many jobs each step stored."""
     async with queue.store() as store:
         try:
-            await store.enqueue(batch.specs, progress=progress)
+            enqueued = await store.enqueue(batch.specs, progress=progress)
         except DuplicateJobId as exc:
             line = batch.line_of.get(exc.job_id, "?")
             raise BadInput(f"{batch.source} line {line}: {exc}") from None
     await wake(queue)
-    return len(batch.specs)
+    return enqueued
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -108,14 +114,31 @@ async def enqueue_batch(queue: Queue, batch: JobBatch, progress: Progress | None
 # that there is no queue there instead of creating an empty one that looks fine.
 
 
-async def list_jobs(queue: Queue, state: JobState | None = None, limit: int = 50) -> list[Job]:
+async def list_jobs(
+    queue: Queue, state: JobState | None = None, limit: int = 50, queue_name: str | None = None
+) -> list[Job]:
+    """Newest first; of the named queue `queue_name` only, unless None."""
+    if queue_name is None:
+        async with queue.store(create=False) as store:
+            return await store.list_jobs(state, limit)
+    from queuectl.specs import validate_queue_name
+    from queuectl.store import JobFilter
+
+    validate_queue_name(queue_name)
+    wanted = JobFilter(frozenset() if state is None else frozenset({state}), limit=limit)
     async with queue.store(create=False) as store:
-        return await store.list_jobs(state, limit)
+        return [job async for job in store.iter_jobs(replace(wanted, queue=queue_name))]
 
 
 async def job_detail(queue: Queue, job_id: str) -> tuple[Job, list[Attempt]]:
     async with queue.store(create=False) as store:
         return await store.get(job_id), await store.attempts(job_id)
+
+
+async def job_relatives(queue: Queue, job_id: str) -> tuple[list[str], list[str]]:
+    """The job's parents (enqueue --after) and children."""
+    async with queue.store(create=False) as store:
+        return await store.relatives(job_id)
 
 
 class QueueStatus(NamedTuple):
@@ -126,6 +149,7 @@ class QueueStatus(NamedTuple):
     #: every engine registered in a database that engines share (PostgreSQL), on any host
     engines: tuple[EngineRecord, ...] = ()
     lease_time: float = 30.0  # an engine whose heartbeat is older is lost
+    queue: str | None = None  # the named queue whose jobs `counts` counts (None: all)
 
     def as_dict(self) -> dict[str, Any]:
         """The documented schema of `status --json` (README): the same keys in every state."""
@@ -134,19 +158,30 @@ class QueueStatus(NamedTuple):
         return {
             "database": self.database,
             "paused": self.paused,
+            "queue": self.queue,
             "counts": {state.value: count for state, count in self.counts.items()},
             "engine": self.engine.as_dict(),
             "engines": [registered_as_dict(e, self.lease_time) for e in self.engines],
         }
 
 
-async def status(queue: Queue) -> QueueStatus:
+async def status(queue: Queue, queue_name: str | None = None) -> QueueStatus:
+    """`queue_name`: count only that named queue's jobs (None: every queue's)."""
+    if queue_name is not None:
+        from queuectl.specs import validate_queue_name
+
+        validate_queue_name(queue_name)
     async with queue.store(create=False) as store:
         counts, paused = await store.counts(), await store.paused()
+        if queue_name is not None:
+            named = [info for info in await store.queues() if info.name == queue_name]
+            counts = named[0].counts if named else dict.fromkeys(JobState, 0)
         engines, config = await store.engines(), await store.config()
         database = store.location
     engine = await engine_status(queue)
-    return QueueStatus(database, counts, paused, engine, tuple(engines), config.lease_time)
+    return QueueStatus(
+        database, counts, paused, engine, tuple(engines), config.lease_time, queue_name
+    )
 
 
 async def engine_status(queue: Queue) -> EngineReport:
@@ -270,13 +305,27 @@ def engine_options(
     quiet: bool = False,
     loop: str = "asyncio",
     until_idle: bool = False,
+    queues: str | None = None,
 ) -> WorkerOptions:
+    """`queues`: the named queues to run, comma-separated (None: every queue)."""
     from queuectl.engine.process import WorkerOptions
 
     if until_empty and until_idle:
         raise BadInput("--until-empty and --until-idle exclude each other; give one")
+    names = None
+    if queues is not None:
+        from queuectl.specs import validate_queue_name
+
+        names = tuple(dict.fromkeys(validate_queue_name(n.strip()) for n in queues.split(",")))
     return WorkerOptions(
-        queue.home, queue.db, concurrency, until_empty, quiet, loop, until_idle=until_idle
+        queue.home,
+        queue.db,
+        concurrency,
+        until_empty,
+        quiet,
+        loop,
+        until_idle=until_idle,
+        queues=names,
     )
 
 

@@ -35,9 +35,14 @@ def job_filter(
     order: str = "created",
     limit: int | None = None,
     now: float,
+    queue: str | None = None,
 ) -> JobFilter:
     """The filter a user's options describe; BadInput names the option that is wrong."""
+    from queuectl.specs import validate_queue_name
     from queuectl.store import JobFilter, JobOrder
+
+    if queue is not None:
+        validate_queue_name(queue)
 
     if grep is not None and not grep:
         raise BadInput("--grep is empty; give the text to look for")
@@ -50,7 +55,7 @@ def job_filter(
     except ValueError:
         names = ", ".join(o.value for o in JobOrder)
         raise BadInput(f"unknown sort {order!r}; use one of: {names}") from None
-    return JobFilter(parse_states(states), grep, start, end, sort, limit)
+    return JobFilter(parse_states(states), grep, start, end, sort, limit, queue)
 
 
 def _moment(option: str, text: str | None, now: float) -> float | None:

@@ -177,8 +177,10 @@ async def purge(
     *,
     dry_run: bool = False,
     start: StartProgress | None = None,
+    queue_name: str | None = None,
 ) -> int:
-    """Delete jobs in `states` older than `older_than` seconds (or count them, with dry_run).
+    """Delete jobs in `states` older than `older_than` seconds (or count them, with dry_run),
+    of the named queue `queue_name` (None: every queue).
 
     Opened without durability: a power cut can only undo the last batches of a purge, which
     leaves jobs that the next purge deletes, so waiting for the disk at each batch buys nothing.
@@ -188,11 +190,11 @@ async def purge(
         raise BadInput(f"{busy[0].value} jobs cannot be purged; choose from {_names(AT_REST)}")
     async with queue.store(durable=False, create=False) as store:
         if dry_run:
-            return await store.purgeable(states, older_than)
+            return await store.purgeable(states, older_than, queue_name)
         progress = None
         if start is not None:
-            progress = start(await store.purgeable(states, older_than))
-        return await store.purge(states, older_than, progress)
+            progress = start(await store.purgeable(states, older_than, queue_name))
+        return await store.purge(states, older_than, progress, queue_name)
 
 
 async def _progress(store: Store, start: StartProgress | None, state: JobState) -> Progress | None:

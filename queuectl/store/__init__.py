@@ -16,13 +16,24 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from queuectl.config import Config
 from queuectl.errors import BadInput, DuplicateJobId
-from queuectl.models import Attempt, EngineRecord, EngineRequests, Job, JobSpec, Outcome
+from queuectl.models import (
+    Attempt,
+    EngineRecord,
+    EngineRequests,
+    Job,
+    JobSpec,
+    Outcome,
+    QueueInfo,
+)
 from queuectl.paths import DB_NAME
 from queuectl.states import JobState, Transition
+
+if TYPE_CHECKING:  # schedules.py is imported by the commands and engines that use schedules
+    from queuectl.schedules import Fired, Schedule, Schedules, Tick
 
 Clock = Callable[[], float]
 Progress = Callable[[int], None]
@@ -35,6 +46,20 @@ class Finish:
     job: Job
     transition: Transition
     outcome: Outcome
+
+
+class Enqueued(list[str]):
+    """The ids of the jobs of an enqueue, in the order of its specs. A spec whose unique key a
+    live job holds (already in the queue, or earlier in the same specs) creates nothing, and
+    its place holds that job's id: `existing` are the ids of jobs that were there before,
+    `created` how many jobs this enqueue made."""
+
+    def __init__(
+        self, ids: Sequence[str] = (), existing: Sequence[str] = (), created: int | None = None
+    ) -> None:
+        super().__init__(ids)
+        self.existing = frozenset(existing)
+        self.created = len(set(ids) - self.existing) if created is None else created
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +104,7 @@ class JobFilter:
     until: float | None = None  # created before
     order: JobOrder = JobOrder.CREATED
     limit: int | None = None  # None: every match
+    queue: str | None = None  # only the jobs of this named queue (None: every queue)
 
 
 class Store(Protocol):
@@ -89,11 +115,11 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     # --- jobs as the CLI sees them
-    async def enqueue(
-        self, specs: Sequence[JobSpec], progress: Progress | None = None
-    ) -> list[str]:
+    async def enqueue(self, specs: Sequence[JobSpec], progress: Progress | None = None) -> Enqueued:
         """Store all specs in one transaction (all or none); defaults come from config.
-        Raises DuplicateJobId."""
+        Raises DuplicateJobId, or BadInput for a parent (`after`) that neither exists nor
+        comes earlier in `specs`. A job with parents is blocked until they have all
+        completed (pending at once if they have; canceled if one is dead or canceled)."""
 
     async def get(self, job_id: str) -> Job:
         """Raises JobNotFound."""
@@ -117,6 +143,9 @@ class Store(Protocol):
         canceled, or failed and awaiting a retry), the latest first: execution statistics."""
 
     async def attempts(self, job_id: str) -> list[Attempt]: ...
+
+    async def relatives(self, job_id: str) -> tuple[list[str], list[str]]:
+        """The job's parents (`after`) and its children: ids, sorted."""
 
     async def retry_dead(self, job_ids: Sequence[str] | None) -> list[str]:
         """Dead jobs back to pending with attempts reset; None means every dead job."""
@@ -152,7 +181,9 @@ class Store(Protocol):
     async def cancel_in_state(self, state: JobState, progress: Progress | None = None) -> int:
         """Cancel every job in `state` (none unless it is in states.CANCELABLE); how many."""
 
-    async def purgeable(self, states: Sequence[JobState], older_than: float | None) -> int:
+    async def purgeable(
+        self, states: Sequence[JobState], older_than: float | None, queue: str | None = None
+    ) -> int:
         """How many jobs `purge` would delete now."""
 
     async def purge(
@@ -160,9 +191,11 @@ class Store(Protocol):
         states: Sequence[JobState],
         older_than: float | None,
         progress: Progress | None = None,
+        queue: str | None = None,
     ) -> int:
         """Delete the jobs in `states` (all at rest, else BadInput) older than `older_than`
-        seconds (None: any age), with their attempts; how many. A finished job's age runs from
+        seconds (None: any age), of the named `queue` (None: every queue), with their
+        attempts; how many. A finished job's age runs from
         when it finished, a waiting job's from when it was enqueued."""
 
     async def drop_output(self, older_than: float, progress: Progress | None = None) -> int:
@@ -188,9 +221,13 @@ class Store(Protocol):
 
     async def detach_engine(self, engine_id: str) -> None: ...
 
-    async def claim(self, owner: str, limit: int, lease: float) -> list[Job]:
-        """Move up to `limit` due runnable jobs to processing under `owner`'s lease of `lease`
-        seconds, in order of priority (highest first), due time, id; none while paused."""
+    async def claim(
+        self, owner: str, limit: int, lease: float, queues: Sequence[str] | None = None
+    ) -> list[Job]:
+        """Move up to `limit` due runnable jobs of `queues` (None: every queue) to processing
+        under `owner`'s lease of `lease` seconds, in order of priority (highest first), due
+        time, id; none while paused, none of a paused queue, and never so many of a limited
+        queue that more of its jobs run than its limit, whichever engines claim at once."""
 
     async def renew_leases(self, owner: str, lease: float) -> dict[str, int]:
         """Extend `owner`'s leases to `lease` seconds from now (the engine's heartbeat too);
@@ -211,13 +248,29 @@ class Store(Protocol):
         """Jobs in processing whose engine is gone: their lease expired, or (a backend that
         allows one engine, attached by `owner`) any other owner's."""
 
-    async def due_in(self, retries_only: bool = False) -> float | None:
+    async def due_in(
+        self, retries_only: bool = False, queues: Sequence[str] | None = None
+    ) -> float | None:
         """Seconds until the earliest waiting job (or only a failed job's retry) is due
-        (0 or less: due now); None when none waits."""
+        (0 or less: due now); None when none waits. Unless retries_only, only the jobs that a
+        claim for `queues` (None: all) could take count: not those of a paused queue, nor of a
+        limited queue that is full (the queue-wide pause is `paused()`'s)."""
 
     async def wait_for_change(self, timeout: float) -> bool:
         """Wait until another process commits a change to the queue (True) or until
         `timeout` seconds pass (False)."""
+
+    # --- named queues: store/sqlite_queues.py, store/postgres_queues.py
+    async def queues(self) -> list[QueueInfo]:
+        """Every queue that has jobs or a limit or a pause, by name, with its jobs per state."""
+
+    async def set_queue(self, name: str, concurrency: int | None) -> None:
+        """Limit how many of the queue's jobs run at once across every engine (None: only the
+        engines' slots); BadInput unless 1 <= concurrency <= 1,000,000. Jobs running above a
+        lowered limit run to their end."""
+
+    async def set_queue_paused(self, name: str, paused: bool) -> None:
+        """Pause (no job of the queue starts; running ones go on) or resume the queue."""
 
     # --- engines on many hosts: store/postgres_cluster.py. A backend that allows one engine
     # only (SQLite) registers none here: that engine is reached through its control socket.
@@ -234,6 +287,29 @@ class Store(Protocol):
 
     async def engine_requests(self, engine_id: str) -> EngineRequests:
         """What was asked of this engine through the database."""
+
+    # --- cron schedules: store/sqlite_schedule.py, store/postgres_schedule.py. Which tick is
+    # due is schedules.due_tick's decision, on the `now` that list_schedules returns (the
+    # store's clock); a store only applies a tick, guarded so that each is taken once.
+    async def add_schedule(self, schedule: Schedule) -> None:
+        """Store a new schedule, made now (its created_at and last_* fields are ignored);
+        BadInput if the name is taken."""
+
+    async def remove_schedule(self, name: str) -> None:
+        """The schedule and its ticks (its jobs stay); raises ScheduleNotFound."""
+
+    async def set_schedule_paused(self, name: str, paused: bool) -> None:
+        """Pause or resume; resuming takes the latest tick missed while paused as skipped (no
+        catch-up for a pause). Raises ScheduleNotFound."""
+
+    async def list_schedules(self) -> Schedules:
+        """Every schedule by name, with its last job's state, and the store's "now"."""
+
+    async def fire_tick(self, tick: Tick) -> Fired:
+        """Take the tick in one transaction: its (schedule, fire_at) row inserted (ON CONFLICT
+        DO NOTHING), the schedule's last_fire_at moved forward to it (never back, never while
+        paused), and for an ENQUEUE the schedule's job enqueued as by `enqueue` and recorded as
+        its last job. Taken once, however many stores try it at once; else Fired(False)."""
 
 
 def unique_ids(specs: Sequence[JobSpec]) -> set[str]:

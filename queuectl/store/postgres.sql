@@ -21,14 +21,46 @@ SELECT {now} AS now, key, value FROM (SELECT NULL) AS one
   LEFT JOIN queuectl_config ON true
 
 -- name: insert_jobs
--- $1 the enqueue's "now" (from enqueue_context); one array per column, a row per job.
+-- $1 the enqueue's "now" (from enqueue_context); one array per column, a row per job. A job
+-- whose unique key a live job holds is not inserted: the ids returned are those that were.
 INSERT INTO queuectl_jobs (id, command, label, state, priority, max_retries, timeout, cwd, env,
-                           created_at, updated_at, run_at, next_run_at)
-SELECT s.id, s.command, s.label, 'pending', s.priority, s.max_retries, s.timeout, s.cwd,
-       s.env::jsonb, $1, $1, coalesce(s.run_at, $1), coalesce(s.run_at, $1)
+                           created_at, updated_at, run_at, next_run_at, queue, unique_key)
+SELECT s.id, s.command, s.label, s.state, s.priority, s.max_retries, s.timeout, s.cwd,
+       s.env::jsonb, $1, $1, coalesce(s.run_at, $1), coalesce(s.run_at, $1), s.queue,
+       s.unique_key
   FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[],
-              $7::float8[], $8::text[], $9::text[], $10::float8[])
-       AS s(id, command, label, priority, max_retries, timeout, cwd, env, run_at)
+              $7::float8[], $8::text[], $9::text[], $10::float8[], $11::text[], $12::text[],
+              $13::text[])
+       AS s(id, command, label, priority, max_retries, timeout, cwd, env, run_at, state, queue,
+            unique_key)
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ({live}) DO NOTHING
+RETURNING id
+
+-- name: live_with_keys
+SELECT id, unique_key FROM queuectl_jobs WHERE unique_key = ANY($1::text[]) AND state IN ({live})
+
+-- name: insert_deps
+INSERT INTO queuectl_deps (child, parent) SELECT * FROM unnest($1::text[], $2::text[])
+
+-- name: cancel_doomed
+-- New jobs with a parent that is already dead or canceled are canceled at once, naming it
+-- (the trigger cancels their blocked children in turn).
+UPDATE queuectl_jobs AS j
+   SET state = 'canceled', finished_at = $2, updated_at = $2, error_kind = 'canceled',
+       last_error = 'canceled: its parent ' || (
+           SELECT p.id || ' is ' || p.state FROM queuectl_deps AS d
+             JOIN queuectl_jobs AS p ON p.id = d.parent
+            WHERE d.child = j.id AND p.state IN ('dead', 'canceled') LIMIT 1)
+ WHERE j.id = ANY($1::text[]) AND j.state = 'blocked'
+   AND EXISTS (SELECT 1 FROM queuectl_deps AS d JOIN queuectl_jobs AS p ON p.id = d.parent
+                WHERE d.child = j.id AND p.state IN ('dead', 'canceled'))
+
+-- name: release_ready
+-- New jobs whose parents have all completed already need not wait.
+UPDATE queuectl_jobs AS j SET state = 'pending'
+ WHERE j.id = ANY($1::text[]) AND j.state = 'blocked'
+   AND NOT EXISTS (SELECT 1 FROM queuectl_deps AS d JOIN queuectl_jobs AS p ON p.id = d.parent
+                    WHERE d.child = j.id AND p.state <> 'completed')
 
 -- name: notify
 -- Wakes the engines listening on the database when the transaction commits. $1 carries a
@@ -114,7 +146,14 @@ INSERT INTO queuectl_config (key, value) VALUES ('internal:paused', $1)
 -- of walking on through the jobs scheduled for later; while the queue is paused, the bound is
 -- 0. The UPDATE finds the locked rows by primary key from an array: joined to the CTE, whose
 -- size the planner cannot know (a LIMIT from a subquery), it may hash the whole table.
-WITH due AS MATERIALIZED (
+-- While any named queue is limited or paused (a row of queuectl_queues holds something), the
+-- bound is 0 too and the one row returned has `held` true and no job: the store then claims
+-- queue by queue (postgres_queues.sql claim_by_queue). Otherwise `held` is false on every row
+-- (and on the one row with a NULL id when nothing was claimed).
+WITH held AS MATERIALIZED (
+    SELECT EXISTS (SELECT 1 FROM queuectl_queues WHERE concurrency IS NOT NULL OR paused)
+           AS held
+), due AS MATERIALIZED (
     SELECT id FROM queuectl_jobs
      WHERE state IN ({runnable}) AND next_run_at <= {now}
      ORDER BY priority DESC, next_run_at, id
@@ -123,6 +162,7 @@ WITH due AS MATERIALIZED (
                                      AND NOT EXISTS (SELECT 1 FROM queuectl_config
                                                       WHERE key = 'internal:paused'
                                                         AND value = 'true')
+                                     AND NOT (SELECT held FROM held)
                                    ORDER BY next_run_at
                                    LIMIT $3) AS bound)
        FOR UPDATE SKIP LOCKED
@@ -137,7 +177,7 @@ WITH due AS MATERIALIZED (
     INSERT INTO queuectl_attempts (job_id, run, engine, started_at)
     SELECT id, runs, $2, {now} FROM claimed
 )
-SELECT {job} FROM claimed ORDER BY priority DESC, next_run_at, id
+SELECT {job}, held FROM held LEFT JOIN claimed ON true ORDER BY priority DESC, next_run_at, id
 
 -- name: set_pids
 UPDATE queuectl_jobs AS j SET pid = p.pid

@@ -28,6 +28,7 @@ from queuectl.states import (
     AT_REST,
     CANCELABLE,
     FINISHED,
+    LIVE,
     RESTARTABLE,
     RETRYABLE,
     RUNNABLE,
@@ -49,7 +50,7 @@ NOW = "coalesce($1::float8, extract(epoch FROM now())::float8)"
 JOB_COLUMNS = (
     "id, command, label, state, priority, max_retries, timeout, cwd, env::text AS env, "
     "attempts, runs, created_at, updated_at, run_at, next_run_at, last_error, error_kind, "
-    "exit_code, started_at, finished_at, lease_owner, lease_expires_at, pid"
+    "exit_code, started_at, finished_at, lease_owner, lease_expires_at, pid, queue, unique_key"
 )
 ATTEMPT_COLUMNS = (
     "a.job_id, a.run, a.engine, a.started_at, a.finished_at, a.exit_code, a.error, "
@@ -144,6 +145,7 @@ def _load_sql() -> tuple[dict[str, str], frozenset[str]]:
         "restartable": _states(RESTARTABLE),
         "finished": _states(FINISHED),
         "at_rest": _states(AT_REST),
+        "live": _states(LIVE),
         "job": JOB_COLUMNS,
         "attempt": ATTEMPT_COLUMNS,
     }
@@ -341,6 +343,8 @@ def job_of(row: Row) -> Job:
         pid=_int(row["pid"]),
         error_kind=_error_kind(row["error_kind"]),
         label=_str(row["label"]),
+        queue=str(row["queue"]),
+        unique_key=_str(row["unique_key"]),
     )
 
 

@@ -26,6 +26,7 @@ from queuectl.store import Finish, PidUpdate
 from queuectl.store.postgres_base import Tx
 from queuectl.store.postgres_cluster import PostgresClusterOps
 from queuectl.store.postgres_db import DB_ERRORS, POOL_SIZE, job_of, storage_error, translated
+from queuectl.store.postgres_queues import claim_by_queue
 from queuectl.store.sqlite_output import encode as encode_output
 
 #: pg_try_advisory_lock key of the rescue of orphans: b"qrescue!" as a signed 64-bit integer
@@ -59,6 +60,9 @@ class PostgresEngineOps(PostgresClusterOps):
     async def _no_ops(self, conn: asyncpg.Connection) -> None:
         tx = Tx(self, conn)
         await tx.fetch("claim", "", 0, 0.0)  # a bound of 0: locks and changes nothing
+        await tx.fetch("lock_limited_queues", [])  # no queue taken: locks nothing
+        await tx.fetch("claim_by_queue", "", 0, 0.0, [], [], [])
+        await tx.value("due_by_queue", [])
         await tx.fetch("finish_many", *_finish_args(()))
         await tx.execute("set_pids", *_pid_args(()))
         await tx.execute("renew_leases", "", 0.0)
@@ -84,11 +88,19 @@ class PostgresEngineOps(PostgresClusterOps):
             self._engine_id = None
 
     @translated
-    async def claim(self, owner: str, limit: int, lease: float) -> list[Job]:
+    async def claim(
+        self, owner: str, limit: int, lease: float, queues: Sequence[str] | None = None
+    ) -> list[Job]:
+        """One statement while no queue is limited or paused (and all are taken); else the
+        exact claim of postgres_queues.py."""
         self._watch.looked()
         if limit <= 0:
             return []
-        return [job_of(row) for row in await self._fetch("claim", owner, limit, lease)]
+        if queues is None:
+            rows = await self._fetch("claim", owner, limit, lease)
+            if not rows[0]["held"]:
+                return [job_of(row) for row in rows if row["id"] is not None]
+        return await claim_by_queue(self, owner, limit, lease, queues)
 
     @translated
     async def renew_leases(self, owner: str, lease: float) -> dict[str, int]:
@@ -158,8 +170,13 @@ class PostgresEngineOps(PostgresClusterOps):
         return jobs
 
     @translated
-    async def due_in(self, retries_only: bool = False) -> float | None:
-        due = await self._value("next_retry" if retries_only else "next_due")
+    async def due_in(
+        self, retries_only: bool = False, queues: Sequence[str] | None = None
+    ) -> float | None:
+        if retries_only:
+            due = await self._value("next_retry")
+        else:
+            due = await self._value("due_by_queue", None if queues is None else list(queues))
         return None if due is None else float(due)
 
     @translated

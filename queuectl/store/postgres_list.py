@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class _Walk:
     start: float  # the first page's cursor
     tail: tuple[Any, ...]  # $4 onwards, before the page size
     key: str
+    queue: str | None = None  # after the page size: the named queue wanted (None: every one)
 
 
 def _bounds(job_filter: JobFilter) -> tuple[str, float, float]:
@@ -52,6 +54,10 @@ def _states(states: frozenset[JobState]) -> list[str] | None:
 
 
 def _walks(job_filter: JobFilter) -> list[_Walk]:
+    return [dataclasses.replace(walk, queue=job_filter.queue) for walk in _plain_walks(job_filter)]
+
+
+def _plain_walks(job_filter: JobFilter) -> list[_Walk]:
     grep, since, until = _bounds(job_filter)
     wanted = job_filter.states or frozenset(JobState)
     walks = []
@@ -108,15 +114,22 @@ class PostgresListOps(PostgresBase):
 
     async def _page(self, walk: _Walk, at: float, seq: int, page: int) -> list[asyncpg.Record]:
         try:
-            return await self._fetch(walk.block, walk.head, at, seq, *walk.tail, page)
+            return await self._fetch(walk.block, walk.head, at, seq, *walk.tail, page, walk.queue)
         except DB_ERRORS as exc:
             raise storage_error(self.target, exc) from exc
+
+    @translated
+    async def relatives(self, job_id: str) -> tuple[list[str], list[str]]:
+        parents = [str(row["parent"]) for row in await self._fetch("parents_of", job_id)]
+        children = [str(row["child"]) for row in await self._fetch("children_of", job_id)]
+        return parents, children
 
     @translated
     async def count_jobs(self, job_filter: JobFilter) -> int:
         grep, since, until = _bounds(job_filter)
         states = _states(job_filter.states or frozenset(JobState))
-        return int(await self._value("count_jobs", states, since, until, grep))
+        queue = job_filter.queue
+        return int(await self._value("count_jobs", states, since, until, grep, queue))
 
     @translated
     async def finished_since(self, since: float, limit: int) -> list[Job]:

@@ -2,7 +2,8 @@
 -- the previous page's last row, with seq (the order of enqueue) breaking ties between jobs of
 -- one instant; $4 is a substring of the id, command or label ('' for any), $5 the earliest
 -- created_at wanted. Each walks an index in its order (no sort, no OFFSET), so a page costs
--- what it returns however deep into a million jobs it is.
+-- what it returns however deep into a million jobs it is. The last parameter, after the page
+-- size, is the named queue wanted (NULL: every queue).
 
 -- name: list_created
 -- Newest first; $1 the states wanted (NULL: every state). The first page starts at
@@ -12,6 +13,7 @@ SELECT seq, {job} FROM queuectl_jobs
    AND ($1::text[] IS NULL OR state = ANY($1::text[]))
    AND ($4::text = '' OR strpos(id, $4) > 0 OR strpos(command, $4) > 0
         OR strpos(label, $4) > 0)
+ AND ($7::text IS NULL OR queue = $7::text)
  ORDER BY created_at DESC, seq DESC
  LIMIT $6
 
@@ -21,6 +23,7 @@ SELECT seq, {job} FROM queuectl_jobs
    AND (created_at, seq) < ($2::float8, $3::bigint) AND created_at >= $5::float8
    AND ($4::text = '' OR strpos(id, $4) > 0 OR strpos(command, $4) > 0
         OR strpos(label, $4) > 0)
+ AND ($7::text IS NULL OR queue = $7::text)
  ORDER BY created_at DESC, seq DESC
  LIMIT $6
 
@@ -33,6 +36,7 @@ SELECT seq, {job} FROM queuectl_jobs
    AND created_at >= $5::float8 AND created_at < $6::float8
    AND ($4::text = '' OR strpos(id, $4) > 0 OR strpos(command, $4) > 0
         OR strpos(label, $4) > 0)
+ AND ($8::text IS NULL OR queue = $8::text)
  ORDER BY next_run_at, seq
  LIMIT $7
 
@@ -42,6 +46,7 @@ SELECT count(*) FROM queuectl_jobs
    AND ($1::text[] IS NULL OR state = ANY($1::text[]))
    AND ($4::text = '' OR strpos(id, $4) > 0 OR strpos(command, $4) > 0
         OR strpos(label, $4) > 0)
+   AND ($5::text IS NULL OR queue = $5::text)
 
 -- name: finished_since
 -- The jobs whose last attempt ended at or after $1, newest first (statistics, the dashboard's
@@ -57,3 +62,9 @@ SELECT {job} FROM (
 ) AS queuectl_jobs
  ORDER BY finished_at DESC
  LIMIT $2::bigint
+
+-- name: parents_of
+SELECT parent FROM queuectl_deps WHERE child = $1 ORDER BY parent
+
+-- name: children_of
+SELECT child FROM queuectl_deps WHERE parent = $1 ORDER BY child

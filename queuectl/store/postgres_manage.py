@@ -141,13 +141,15 @@ class PostgresManageOps(PostgresBase):
         return await self._batched("cancel_in_state_batch", args, progress)
 
     @translated
-    async def purgeable(self, states: Sequence[JobState], older_than: float | None) -> int:
+    async def purgeable(
+        self, states: Sequence[JobState], older_than: float | None, queue: str | None = None
+    ) -> int:
         finished, waiting = _purge_plan(states)
         count = 0
         if finished:
-            count += int(await self._value("count_finished", older_than, finished))
+            count += int(await self._value("count_finished", older_than, finished, queue))
         for state in waiting:
-            count += int(await self._value("count_waiting", older_than, state))
+            count += int(await self._value("count_waiting", older_than, state, queue))
         return count
 
     @translated
@@ -156,14 +158,16 @@ class PostgresManageOps(PostgresBase):
         states: Sequence[JobState],
         older_than: float | None,
         progress: Progress | None = None,
+        queue: str | None = None,
     ) -> int:
         finished, waiting = _purge_plan(states)
         deleted = 0
         if finished:
-            args = (older_than, finished)
+            args = (older_than, finished, queue)
             deleted += await self._batched("purge_finished_batch", args, progress)
         for state in waiting:
-            deleted += await self._batched("purge_waiting_batch", (older_than, state), progress)
+            one = (older_than, state, queue)
+            deleted += await self._batched("purge_waiting_batch", one, progress)
         return deleted
 
     @translated

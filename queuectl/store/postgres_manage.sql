@@ -17,15 +17,23 @@ SELECT id, state FROM queuectl_jobs WHERE id = ANY($1::text[]) FOR UPDATE
 SELECT {job} FROM queuectl_jobs WHERE id = ANY($1::text[])
 
 -- name: restart_jobs
+-- A job with parents that have not all completed is blocked again (its parents' ends
+-- release or cancel it, as at enqueue).
 UPDATE queuectl_jobs
-   SET state = 'pending', attempts = 0, next_run_at = {now}, updated_at = {now},
+   SET state = CASE WHEN EXISTS (SELECT 1 FROM queuectl_deps AS d JOIN queuectl_jobs AS p ON p.id = d.parent
+                                WHERE d.child = queuectl_jobs.id AND p.state <> 'completed')
+                   THEN 'blocked' ELSE 'pending' END,
+       attempts = 0, next_run_at = {now}, updated_at = {now},
        last_error = NULL, exit_code = NULL, error_kind = NULL
  WHERE id = ANY($2::text[]) AND state IN ({restartable})
 RETURNING id
 
 -- name: restart_in_state_batch
 UPDATE queuectl_jobs
-   SET state = 'pending', attempts = 0, next_run_at = {now}, updated_at = {now},
+   SET state = CASE WHEN EXISTS (SELECT 1 FROM queuectl_deps AS d JOIN queuectl_jobs AS p ON p.id = d.parent
+                                WHERE d.child = queuectl_jobs.id AND p.state <> 'completed')
+                   THEN 'blocked' ELSE 'pending' END,
+       attempts = 0, next_run_at = {now}, updated_at = {now},
        last_error = NULL, exit_code = NULL, error_kind = NULL
  WHERE id IN (SELECT id FROM queuectl_jobs WHERE state = $2 LIMIT $3)
    AND state IN ({restartable})
@@ -66,25 +74,29 @@ RETURNING id
 SELECT count(*) FROM queuectl_jobs
  WHERE state IN ({finished}) AND state = ANY($3::text[])
    AND finished_at < coalesce({now} - $2::float8, 'Infinity')
+   AND ($4::text IS NULL OR queue = $4::text)
 
 -- name: purge_finished_batch
 DELETE FROM queuectl_jobs
  WHERE id IN (SELECT id FROM queuectl_jobs
                WHERE state IN ({finished}) AND state = ANY($3::text[])
                  AND finished_at < coalesce({now} - $2::float8, 'Infinity')
-               LIMIT $4)
+                 AND ($4::text IS NULL OR queue = $4::text)
+               LIMIT $5)
    AND state IN ({finished})
 
 -- name: count_waiting
 -- A job that waits (pending, failed) is as old as its enqueue.
 SELECT count(*) FROM queuectl_jobs
  WHERE state = $3 AND created_at < coalesce({now} - $2::float8, 'Infinity')
+   AND ($4::text IS NULL OR queue = $4::text)
 
 -- name: purge_waiting_batch
 DELETE FROM queuectl_jobs
  WHERE id IN (SELECT id FROM queuectl_jobs
                WHERE state = $3 AND created_at < coalesce({now} - $2::float8, 'Infinity')
-               LIMIT $4)
+                 AND ($4::text IS NULL OR queue = $4::text)
+               LIMIT $5)
    AND state IN ({at_rest})
 
 -- name: drop_output_page

@@ -68,10 +68,114 @@ ALTER TABLE attempts ADD COLUMN output BLOB;
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at)
     WHERE state IN ('completed', 'dead', 'canceled')
 
+-- name: schema_v4
+-- Scheduling (issue 13). queue: the named queue a job belongs to (queues holds the limits and
+-- pauses of those that have any); unique_key: at most one live job per key (the partial unique
+-- index, states.LIVE); deps: a blocked job's parents; schedules and their ticks (cron).
+ALTER TABLE jobs ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE jobs ADD COLUMN unique_key TEXT;
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_unique_live ON jobs (unique_key)
+    WHERE unique_key IS NOT NULL AND state IN ('blocked', 'pending', 'failed', 'processing');
+CREATE INDEX IF NOT EXISTS jobs_queue_runnable ON jobs (queue, priority DESC, next_run_at, id)
+    WHERE state IN ('pending', 'failed');
+CREATE INDEX IF NOT EXISTS jobs_queue_processing ON jobs (queue) WHERE state = 'processing';
+-- the claim's bound and the earliest due job per queue (store/sqlite_queues.py)
+CREATE INDEX IF NOT EXISTS jobs_queue_due ON jobs (queue, next_run_at)
+    WHERE state IN ('pending', 'failed');
+CREATE INDEX IF NOT EXISTS jobs_queue_state ON jobs (queue, state);
+CREATE TABLE IF NOT EXISTS queues (
+    name        TEXT PRIMARY KEY,
+    concurrency INTEGER,            -- NULL: only the engines' slots limit it
+    paused      INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deps (
+    child  TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    parent TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    PRIMARY KEY (child, parent)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deps_parent ON deps (parent, child);
+CREATE TABLE IF NOT EXISTS schedules (
+    name         TEXT PRIMARY KEY,
+    cron         TEXT NOT NULL,
+    tz           TEXT NOT NULL,
+    no_overlap   INTEGER NOT NULL DEFAULT 0,
+    spec         TEXT NOT NULL,     -- the job options, JSON
+    paused       INTEGER NOT NULL DEFAULT 0,
+    created_at   REAL NOT NULL,
+    last_fire_at REAL,
+    last_job_id  TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS schedule_ticks (
+    schedule TEXT NOT NULL,
+    fire_at  REAL NOT NULL,
+    job_id   TEXT,
+    PRIMARY KEY (schedule, fire_at)
+) WITHOUT ROWID
+;
+-- Dependencies: when a job ends, its blocked children move on. Completed: a child whose
+-- parents have all completed becomes pending (due at its run_at, or now). Dead or canceled,
+-- or deleted before it completed: its blocked children are canceled, naming it, and so on
+-- down the tree (recursive_triggers is on: each child canceled fires this again).
+CREATE TRIGGER IF NOT EXISTS jobs_unblock_children AFTER UPDATE OF state ON jobs
+WHEN NEW.state = 'completed' AND OLD.state <> 'completed'
+ AND EXISTS (SELECT 1 FROM deps WHERE parent = NEW.id)
+BEGIN
+    UPDATE jobs SET state = 'pending', updated_at = NEW.updated_at,
+                    next_run_at = max(run_at, NEW.updated_at)
+     WHERE state = 'blocked'
+       AND id IN (SELECT child FROM deps WHERE parent = NEW.id)
+       AND NOT EXISTS (SELECT 1 FROM deps AS d JOIN jobs AS p ON p.id = d.parent
+                        WHERE d.child = jobs.id AND p.state <> 'completed');
+END;
+CREATE TRIGGER IF NOT EXISTS jobs_cancel_children AFTER UPDATE OF state ON jobs
+WHEN NEW.state IN ('dead', 'canceled') AND OLD.state NOT IN ('dead', 'canceled')
+ AND EXISTS (SELECT 1 FROM deps WHERE parent = NEW.id)
+BEGIN
+    UPDATE jobs SET state = 'canceled', updated_at = NEW.updated_at,
+                    finished_at = NEW.updated_at, error_kind = 'canceled',
+                    last_error = 'canceled: its parent ' || NEW.id || ' ended ' || NEW.state
+     WHERE state = 'blocked' AND id IN (SELECT child FROM deps WHERE parent = NEW.id);
+END;
+CREATE TRIGGER IF NOT EXISTS jobs_deleted_parent BEFORE DELETE ON jobs
+WHEN OLD.state <> 'completed' AND EXISTS (SELECT 1 FROM deps WHERE parent = OLD.id)
+BEGIN
+    UPDATE jobs SET state = 'canceled', finished_at = OLD.updated_at, error_kind = 'canceled',
+                    last_error = 'canceled: its parent ' || OLD.id || ' was deleted'
+     WHERE state = 'blocked' AND id IN (SELECT child FROM deps WHERE parent = OLD.id);
+END
+
 -- name: insert_job
+-- A job whose unique key a live job holds is not inserted (the changes count says so).
 INSERT INTO jobs (id, command, state, priority, max_retries, timeout, cwd, env,
-                  created_at, updated_at, run_at, next_run_at, label)
-VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  created_at, updated_at, run_at, next_run_at, label, queue, unique_key)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ({live}) DO NOTHING
+
+-- name: live_with_key
+SELECT id FROM jobs WHERE unique_key = ? AND state IN ({live})
+
+-- name: insert_deps
+INSERT INTO deps (child, parent)
+SELECT value ->> 0, value ->> 1 FROM json_each(?)
+
+-- name: cancel_doomed
+-- New jobs with a parent that is already dead or canceled are canceled at once, naming it
+-- (the trigger cancels their blocked children in turn).
+UPDATE jobs
+   SET state = 'canceled', finished_at = :now, error_kind = 'canceled',
+       last_error = 'canceled: its parent ' || (
+           SELECT p.id || ' is ' || p.state FROM deps AS d JOIN jobs AS p ON p.id = d.parent
+            WHERE d.child = jobs.id AND p.state IN ('dead', 'canceled') LIMIT 1)
+ WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'blocked'
+   AND EXISTS (SELECT 1 FROM deps AS d JOIN jobs AS p ON p.id = d.parent
+                WHERE d.child = jobs.id AND p.state IN ('dead', 'canceled'))
+
+-- name: release_ready
+-- New jobs whose parents have all completed already need not wait.
+UPDATE jobs SET state = 'pending'
+ WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'blocked'
+   AND NOT EXISTS (SELECT 1 FROM deps AS d JOIN jobs AS p ON p.id = d.parent
+                    WHERE d.child = jobs.id AND p.state <> 'completed')
 
 -- name: get_job
 SELECT * FROM jobs WHERE id = ?

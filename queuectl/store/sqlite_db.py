@@ -23,6 +23,7 @@ from queuectl.states import (
     AT_REST,
     CANCELABLE,
     FINISHED,
+    LIVE,
     RESTARTABLE,
     RETRYABLE,
     RUNNABLE,
@@ -31,7 +32,7 @@ from queuectl.states import (
 )
 from queuectl.store.sqlite_output import decode as decode_output
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 30_000
 R = TypeVar("R")
 
@@ -49,6 +50,7 @@ def _load_sql() -> dict[str, str]:
         "finished": _states(FINISHED),
         "restartable": _states(RESTARTABLE),
         "at_rest": _states(AT_REST),
+        "live": _states(LIVE),
     }
     sql: dict[str, str] = {}
     # The files beside this module, not importlib.resources: importing that costs every CLI
@@ -96,6 +98,8 @@ async def pragma(conn: aiosqlite.Connection, name: str) -> int:
 async def _setup(conn: aiosqlite.Connection, path: Path, durable: bool) -> None:
     await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     await conn.execute("PRAGMA foreign_keys = ON")
+    # a canceled job's trigger cancels its blocked children, whose triggers cancel theirs
+    await conn.execute("PRAGMA recursive_triggers = ON")
     await conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
     rows = list(await conn.execute_fetchall("PRAGMA journal_mode"))
     if not rows or rows[0][0] != "wal":
@@ -112,13 +116,28 @@ async def _setup(conn: aiosqlite.Connection, path: Path, durable: bool) -> None:
     try:
         version = await pragma(conn, "user_version")  # another process may have migrated
         for migration in MIGRATIONS[version:]:
-            for statement in migration.split(";\n"):
+            for statement in statements(migration):
                 await conn.execute(statement)
         await conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         await conn.execute("ROLLBACK")
         raise
     await conn.execute("COMMIT")
+
+
+def statements(script: str) -> list[str]:
+    """The statements of a migration, split where SQLite says one is complete (a trigger's
+    body holds semicolons of its own)."""
+    found: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            found.append(current.strip().removesuffix(";"))
+            current = ""
+    if current.strip():
+        found.append(current.strip())
+    return found
 
 
 def storage_error(path: Path, exc: sqlite3.Error) -> StorageError:
@@ -177,6 +196,8 @@ def job_of(row: sqlite3.Row) -> Job:
         pid=row["pid"],
         error_kind=_error_kind(row["error_kind"]),
         label=row["label"],
+        queue=row["queue"],
+        unique_key=row["unique_key"],
     )
 
 

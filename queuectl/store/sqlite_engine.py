@@ -17,14 +17,15 @@ from typing import Any
 from queuectl.lock import EngineLock
 from queuectl.models import EngineRecord, EngineRequests, Job
 from queuectl.store import Finish, PidUpdate
-from queuectl.store.sqlite_base import SqliteBase, translated
+from queuectl.store.sqlite_base import translated
 from queuectl.store.sqlite_db import SQL, job_of, pragma
 from queuectl.store.sqlite_output import encode as encode_output
+from queuectl.store.sqlite_queues import SqliteQueueOps, claim_by_queue, due_by_queue, has_holds
 
 CHANGE_POLL = 0.05  # seconds between looks at data_version while waiting for a change
 
 
-class SqliteEngineOps(SqliteBase):
+class SqliteEngineOps(SqliteQueueOps):
     async def attach_engine(self, engine_id: str, concurrency: int | None = None) -> None:
         lock = EngineLock(self.path.with_name(self.path.name + ".lock"))
         lock.acquire()
@@ -36,7 +37,9 @@ class SqliteEngineOps(SqliteBase):
             self._engine_lock = None
 
     @translated
-    async def claim(self, owner: str, limit: int, lease: float) -> list[Job]:
+    async def claim(
+        self, owner: str, limit: int, lease: float, queues: Sequence[str] | None = None
+    ) -> list[Job]:
         self._check_file()
         now = self.now()
         # data_version first: a commit by another process after this read wakes the engine
@@ -47,7 +50,10 @@ class SqliteEngineOps(SqliteBase):
         params = {"owner": owner, "until": now + lease, "now": now, "limit": due}
 
         def claim_due(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-            rows = conn.execute(SQL["claim"], params).fetchall()
+            if queues is not None or has_holds(conn):  # limits, pauses: sqlite_queues.py
+                rows = claim_by_queue(conn, params, queues)
+            else:
+                rows = conn.execute(SQL["claim"], params).fetchall()
             conn.executemany(
                 SQL["insert_attempt"], [(row["id"], row["runs"], owner, now) for row in rows]
             )
@@ -106,9 +112,17 @@ class SqliteEngineOps(SqliteBase):
         return [job_of(row) for row in await self._rows(name, {"owner": owner, "now": self.now()})]
 
     @translated
-    async def due_in(self, retries_only: bool = False) -> float | None:
-        rows = await self._rows("next_retry" if retries_only else "next_due")
-        due = rows[0][0] if rows else None
+    async def due_in(
+        self, retries_only: bool = False, queues: Sequence[str] | None = None
+    ) -> float | None:
+
+        def earliest(conn: sqlite3.Connection) -> float | None:
+            if not retries_only and (queues is not None or has_holds(conn)):
+                return due_by_queue(conn, queues)
+            row = conn.execute(SQL["next_retry" if retries_only else "next_due"]).fetchone()
+            return None if row is None else row[0]
+
+        due = await self._in_thread(earliest)
         return None if due is None else due - self.now()
 
     @translated

@@ -42,6 +42,7 @@ def _common(job_filter: JobFilter) -> dict[str, Any]:
         "since": -math.inf if job_filter.since is None else job_filter.since,
         "until": math.inf if job_filter.until is None else job_filter.until,
         "grep": job_filter.grep or "",
+        "queue": job_filter.queue,
     }
 
 
@@ -112,6 +113,12 @@ class SqliteListOps(SqliteBase):
             return await self._rows(block, params)
         except sqlite3.Error as exc:
             raise storage_error(self.path, exc) from exc
+
+    @translated
+    async def relatives(self, job_id: str) -> tuple[list[str], list[str]]:
+        parents = [str(row[0]) for row in await self._rows("parents_of", (job_id,))]
+        children = [str(row[0]) for row in await self._rows("children_of", (job_id,))]
+        return parents, children
 
     @translated
     async def count_jobs(self, job_filter: JobFilter) -> int:

@@ -1,7 +1,8 @@
 -- Listings (store/sqlite_list.py), one keyset page per statement: (:at, :seq) is the sort key
 -- of the previous page's last row, with rowid breaking ties between jobs of one instant in the
 -- order they were enqueued. :states is a JSON array of states, or '' for every state; :grep is
--- a substring of the id, command or label, '' for any; :since and :until bound created_at.
+-- a substring of the id, command or label, '' for any; :since and :until bound created_at;
+-- :queue is the named queue wanted (NULL: every queue).
 -- Each walks an index in its order (no sort, no OFFSET): a page costs what it returns.
 
 -- name: list_created
@@ -10,6 +11,7 @@ SELECT rowid AS seq, * FROM jobs INDEXED BY jobs_created
  WHERE (created_at, rowid) < (:at, :seq) AND created_at >= :since
    AND (:states = '' OR state IN (SELECT value FROM json_each(:states)))
    AND (:grep = '' OR instr(id, :grep) OR instr(command, :grep) OR instr(label, :grep))
+ AND (:queue IS NULL OR queue = :queue)
  ORDER BY created_at DESC, rowid DESC
  LIMIT :page
 
@@ -17,6 +19,7 @@ SELECT rowid AS seq, * FROM jobs INDEXED BY jobs_created
 SELECT rowid AS seq, * FROM jobs INDEXED BY jobs_state_created
  WHERE state = :state AND (created_at, rowid) < (:at, :seq) AND created_at >= :since
    AND (:grep = '' OR instr(id, :grep) OR instr(command, :grep) OR instr(label, :grep))
+ AND (:queue IS NULL OR queue = :queue)
  ORDER BY created_at DESC, rowid DESC
  LIMIT :page
 
@@ -27,6 +30,7 @@ SELECT rowid AS seq, * FROM jobs INDEXED BY jobs_due
    AND (next_run_at, rowid) > (:at, :seq)
    AND created_at >= :since AND created_at < :until
    AND (:grep = '' OR instr(id, :grep) OR instr(command, :grep) OR instr(label, :grep))
+ AND (:queue IS NULL OR queue = :queue)
  ORDER BY next_run_at, rowid
  LIMIT :page
 
@@ -35,6 +39,7 @@ SELECT count(*) FROM jobs
  WHERE created_at >= :since AND created_at < :until
    AND (:states = '' OR state IN (SELECT value FROM json_each(:states)))
    AND (:grep = '' OR instr(id, :grep) OR instr(command, :grep) OR instr(label, :grep))
+   AND (:queue IS NULL OR queue = :queue)
 
 -- name: finished_since
 -- The jobs whose last attempt ended at or after :since, newest first (statistics, the
@@ -51,3 +56,9 @@ SELECT * FROM (
 )
  ORDER BY finished_at DESC
  LIMIT :limit
+
+-- name: parents_of
+SELECT parent FROM deps WHERE child = ? ORDER BY parent
+
+-- name: children_of
+SELECT child FROM deps WHERE parent = ? ORDER BY child

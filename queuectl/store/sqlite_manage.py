@@ -169,14 +169,18 @@ class SqliteManageOps(SqliteBase):
         return await self._batched(SQL["cancel_in_state_batch"], params, progress)
 
     @translated
-    async def purgeable(self, states: Sequence[JobState], older_than: float | None) -> int:
+    async def purgeable(
+        self, states: Sequence[JobState], older_than: float | None, queue: str | None = None
+    ) -> int:
         finished, waiting, cutoff = self._purge_plan(states, older_than)
         count = 0
         if finished:
-            rows = await self._rows("count_finished", {"states": finished, "cutoff": cutoff})
+            params = {"states": finished, "cutoff": cutoff, "queue": queue}
+            rows = await self._rows("count_finished", params)
             count += rows[0][0]
         for state in waiting:
-            rows = await self._rows("count_waiting", {"state": state, "cutoff": cutoff})
+            params = {"state": state, "cutoff": cutoff, "queue": queue}
+            rows = await self._rows("count_waiting", params)
             count += rows[0][0]
         return int(count)
 
@@ -186,14 +190,15 @@ class SqliteManageOps(SqliteBase):
         states: Sequence[JobState],
         older_than: float | None,
         progress: Progress | None = None,
+        queue: str | None = None,
     ) -> int:
         finished, waiting, cutoff = self._purge_plan(states, older_than)
         deleted = 0
         if finished:
-            params: dict[str, Any] = {"states": finished, "cutoff": cutoff}
+            params: dict[str, Any] = {"states": finished, "cutoff": cutoff, "queue": queue}
             deleted += await self._batched(SQL["purge_finished_batch"], params, progress)
         for state in waiting:
-            params = {"state": state, "cutoff": cutoff}
+            params = {"state": state, "cutoff": cutoff, "queue": queue}
             deleted += await self._batched(SQL["purge_waiting_batch"], params, progress)
         return deleted
 

@@ -9,14 +9,22 @@
 -- change fewer than :batch rows.
 
 -- name: restart_job
+-- A job with parents that have not all completed is blocked again (its parents' ends
+-- release or cancel it, as at enqueue).
 UPDATE jobs
-   SET state = 'pending', attempts = 0, next_run_at = :now, updated_at = :now,
+   SET state = CASE WHEN EXISTS (SELECT 1 FROM deps AS d JOIN jobs AS p ON p.id = d.parent
+                                WHERE d.child = jobs.id AND p.state <> 'completed')
+                   THEN 'blocked' ELSE 'pending' END,
+       attempts = 0, next_run_at = :now, updated_at = :now,
        last_error = NULL, exit_code = NULL, error_kind = NULL
  WHERE id = :id AND state IN ({restartable})
 
 -- name: restart_in_state_batch
 UPDATE jobs
-   SET state = 'pending', attempts = 0, next_run_at = :now, updated_at = :now,
+   SET state = CASE WHEN EXISTS (SELECT 1 FROM deps AS d JOIN jobs AS p ON p.id = d.parent
+                                WHERE d.child = jobs.id AND p.state <> 'completed')
+                   THEN 'blocked' ELSE 'pending' END,
+       attempts = 0, next_run_at = :now, updated_at = :now,
        last_error = NULL, exit_code = NULL, error_kind = NULL
  WHERE rowid IN (SELECT rowid FROM jobs INDEXED BY jobs_state_created
                   WHERE state = :state LIMIT :batch)
@@ -51,23 +59,28 @@ DELETE FROM jobs WHERE id = :id AND state IN ({at_rest})
 SELECT count(*) FROM jobs INDEXED BY jobs_finished
  WHERE state IN ({finished}) AND finished_at < :cutoff
    AND state IN (SELECT value FROM json_each(:states))
+   AND (:queue IS NULL OR queue = :queue)
 
 -- name: purge_finished_batch
 DELETE FROM jobs
  WHERE rowid IN (SELECT rowid FROM jobs INDEXED BY jobs_finished
                   WHERE state IN ({finished}) AND finished_at < :cutoff
                     AND state IN (SELECT value FROM json_each(:states))
+                    AND (:queue IS NULL OR queue = :queue)
                   LIMIT :batch)
 
 -- name: count_waiting
 SELECT count(*) FROM jobs INDEXED BY jobs_state_created
  WHERE state = :state AND created_at < :cutoff AND state IN ({at_rest})
+   AND (:queue IS NULL OR queue = :queue)
 
 -- name: purge_waiting_batch
 -- A job that waits (pending, failed) is as old as its enqueue.
 DELETE FROM jobs
  WHERE rowid IN (SELECT rowid FROM jobs INDEXED BY jobs_state_created
-                  WHERE state = :state AND created_at < :cutoff LIMIT :batch)
+                  WHERE state = :state AND created_at < :cutoff
+                    AND (:queue IS NULL OR queue = :queue)
+                  LIMIT :batch)
    AND state IN ({at_rest})
 
 -- name: output_page

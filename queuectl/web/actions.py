@@ -205,7 +205,7 @@ async def enqueue(request: web.Request) -> web.StreamResponse:
     queue = context(request).queue
     form = await request.post()
     try:
-        new_id = await service.enqueue(queue, spec_of(form))
+        new_id = (await service.enqueue(queue, spec_of(form))).id
     except QueuectlError as exc:
         values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf"}
         return render(

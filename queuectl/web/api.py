@@ -5,7 +5,7 @@ of queuectl/render.py make them), and GET /metrics.
 - /api/stats              the execution statistics (service/stats.py ExecStats.as_dict)
 - /api/jobs               = `queuectl list --json` for one page (state, q, since, until,
                             after, limit); the next page's URL in a `Link: <...>; rel="next"`
-- /api/jobs/{id}          = `queuectl show ID --json` (the job's fields and its `history`)
+- /api/jobs/{id}          = `queuectl show ID --json` (the job, `parents`, `children`, `history`)
 - /api/jobs/{id}/attempts = that `history`: one object per attempt
 Errors are {"error": "one line"} with 400 (bad input) or 404 (no such job).
 """
@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from queuectl.errors import BadInput, JobNotFound, QueuectlError
-from queuectl.render import attempt_dict, job_dict
+from queuectl.render import attempt_dict, job_detail_dict, job_dict
 from queuectl.service import dashboard
 from queuectl.service import stats as stats_service
 from queuectl.web import metrics
@@ -86,9 +86,10 @@ async def job(request: web.Request) -> web.StreamResponse:
     job_id = request.match_info["id"]
     try:
         found, attempts = await store.get(job_id), await store.attempts(job_id)
+        parents, children = await store.relatives(job_id)
     except QueuectlError as exc:
         return _error(exc)
-    return _json({**job_dict(found), "history": [attempt_dict(a) for a in attempts]})
+    return _json(job_detail_dict(found, attempts, parents, children))
 
 
 @routes.get("/api/jobs/{id}/attempts")
