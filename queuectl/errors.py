@@ -27,6 +27,17 @@ class ScheduleNotFound(BadInput):
         super().__init__(f"schedule {name!r} not found; see `queuectl schedule list`")
 
 
+class UniqueKeyHeld(BadInput):
+    """A job would become live again (restart, dlq retry) while another live job holds its
+    unique key: nothing is changed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "another live job holds the unique key of a job given; wait for it to end or "
+            "cancel it, then try again"
+        )
+
+
 class InvalidTransition(QueuectlError):
     """A state change that no longer applies (the job moved on); reported, never forced."""
 

@@ -130,12 +130,10 @@ async def main(args: argparse.Namespace) -> None:
     results = await layout(args, 1, ["one"])
     results |= await layout(args, QUEUES, ["100", "100-limited", "100-paused"])
     base = results["one"]["jobs_per_s"]
-    for case, result in results.items():
+    for result in results.values():
         result["vs_one"] = round(result["jobs_per_s"] / base, 3)
-    print(
-        "  relative to one queue: "
-        + ", ".join(f"{c} {r['vs_one']:.2f}" for c, r in results.items())
-    )
+    ratios = ", ".join(f"{case} {result['vs_one']:.2f}" for case, result in results.items())
+    print(f"  relative to one queue: {ratios}")
     report = {
         "backend": backend,
         "jobs": args.jobs,

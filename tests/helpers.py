@@ -87,6 +87,12 @@ def decoy_env(decoy_home: Path) -> dict[str, str]:
     return {"QUEUECTL_HOME": str(decoy_home), "XDG_DATA_HOME": str(decoy_home / "xdg")}
 
 
+def _inherited() -> dict[str, str]:
+    """This process's environment for a CLI run, without the terminal's size: pytest-xdist's
+    workers set COLUMNS, which would lay tables out for a terminal the CLI does not have."""
+    return {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+
+
 def run_cli(
     home: Path | None,
     *args: str,
@@ -103,7 +109,7 @@ def run_cli(
     result = subprocess.run(
         queuectl_argv(home, *args),
         input=input,
-        env={**os.environ, **(env or {})},
+        env={**_inherited(), **(env or {})},
         cwd=cwd,
         text=True,
         capture_output=True,

@@ -45,7 +45,7 @@ MIXED = (
     Chunk("stdout", b"three\n"),
 )
 MARKER = "queuectl: [... earlier {} truncated (config output-limit) ...]\n"
-STATUS_KEYS = {"database", "paused", "counts", "engine", "engines"}
+STATUS_KEYS = {"database", "paused", "queue", "counts", "engine", "engines"}
 ENGINE_KEYS = {
     "running",
     "pid",
@@ -57,6 +57,7 @@ ENGINE_KEYS = {
     "completed",
     "failed",
     "fenced",
+    "queues",
     "running_jobs",
     "error",
 }

@@ -188,7 +188,7 @@ def test_status_reports_engine_and_running_jobs(backend: Backend, cli: Cli, engi
     for job in second["engine"]["running_jobs"]:
         assert job["elapsed"] > jobs[job["id"]]["elapsed"], "elapsed does not advance"
 
-    assert set(first) == {"database", "paused", "counts", "engine", "engines"}
+    assert set(first) == {"database", "paused", "queue", "counts", "engine", "engines"}
     assert "ok" not in eng and "end" not in eng
     assert isinstance(eng["started_at"], str) and eng["started_at"].endswith("+00:00")
     assert all(job["started_at"].endswith("+00:00") for job in eng["running_jobs"])

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Backend, ManualClock, make_backend, release_backend, spec
+import test_store
+from helpers import ManualClock, spec
+from test_store import T0, Opener
 
 from queuectl.engine.scheduler import fire_due
 from queuectl.errors import BadInput, ScheduleNotFound
@@ -24,42 +24,17 @@ from queuectl.schedules import Fired, Schedule, Tick, TickAction
 from queuectl.states import JobState, next_state
 from queuectl.store import Finish, Store
 
-T0 = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC, on a minute
 MINUTE = 60.0
-STORE_BACKENDS = ["sqlite", "postgres"]
-
-Opener = Callable[[], Awaitable[Store]]
 
 
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture(params=STORE_BACKENDS)
-def backend(request: pytest.FixtureRequest, home: Path) -> Iterator[Backend]:
-    backend = make_backend(request.param, home)
-    yield backend
-    release_backend(backend)
-
-
-@pytest.fixture
-async def open_queue(backend: Backend, clock: ManualClock) -> AsyncIterator[Opener]:
-    opened: list[Store] = []
-
-    async def opener() -> Store:
-        store = await backend.open(clock=clock)
-        opened.append(store)
-        return store
-
-    yield opener
-    for store in opened:
-        await store.close()
-
-
-@pytest.fixture
-async def store(open_queue: Opener) -> Store:
-    return await open_queue()
+# the store contract's fixtures (tests/test_store.py): each test runs on every backend, every
+# store of a test on one ManualClock at T0
+backend, clock, open_queue, store = (
+    test_store.backend,
+    test_store.clock,
+    test_store.open_queue,
+    test_store.store,
+)
 
 
 def every_minute(name: str = "s", **fields: Any) -> Schedule:

@@ -47,13 +47,13 @@ class Plan:
     def dependencies(self, stands_for: Mapping[str, str]) -> list[tuple[str, str]]:
         """(child, parent) of the jobs that were created, with the ids of the jobs that a
         unique key made stand in for others (`stands_for`: planned id -> existing id)."""
-        pairs = []
+        pairs: dict[tuple[str, str], None] = {}  # ordered, once each: two names may be one job
         for job in self.jobs:
             if job.same_key_as is None and job.id not in stands_for:
                 for parent in job.spec.after:
                     parent = self.aliases.get(parent, parent)
-                    pairs.append((job.id, stands_for.get(parent, parent)))
-        return pairs
+                    pairs[(job.id, stands_for.get(parent, parent))] = None
+        return list(pairs)
 
 
 def plan(specs: Sequence[JobSpec]) -> Plan:

@@ -20,16 +20,13 @@ from queuectl.errors import BadInput, DuplicateJobId, JobNotFound
 from queuectl.models import Attempt, Job, JobSpec
 from queuectl.states import JobState, KillReason
 from queuectl.store import Enqueued, Progress
-from queuectl.store.enqueue_plan import Plan, Planned, missing_parents, plan
-from queuectl.store.postgres_base import Tx
+from queuectl.store.enqueue_plan import plan
 from queuectl.store.postgres_db import attempt_of, job_of, translated
 from queuectl.store.postgres_engine import PostgresEngineOps
 from queuectl.store.postgres_list import PostgresListOps
 from queuectl.store.postgres_manage import PostgresManageOps
 from queuectl.store.postgres_queues import PostgresQueueOps
 from queuectl.store.postgres_schedule import PostgresScheduleOps
-
-_INSERT_BATCH = 5000  # jobs per INSERT, so that a bulk enqueue can report progress
 
 
 class PostgresStore(
@@ -42,38 +39,15 @@ class PostgresStore(
         planned = plan(specs)
         if not specs:
             return Enqueued()
-        jobs = [job for job in planned.jobs if job.same_key_as is None]
         try:
             async with self._transaction() as tx:
-                if planned.outside:
-                    rows = await tx.fetch("existing_ids", sorted(planned.outside))
-                    problem = missing_parents(planned, {str(row["id"]) for row in rows})
-                    if problem is not None:
-                        raise problem
-                now, config = await self._enqueue_context(tx)
-                inserted: set[str] = set()
-                for start in range(0, len(jobs), _INSERT_BATCH):
-                    batch = jobs[start : start + _INSERT_BATCH]
-                    rows = await tx.fetch("insert_jobs", now, *_job_columns(batch, config))
-                    inserted.update(str(row["id"]) for row in rows)
-                    if progress:
-                        progress(len(batch))
-                refused = [job for job in jobs if job.id not in inserted]
-                stands_for = await _stand_ins(tx, refused, now, config)
-                if planned.has_parents:
-                    await _link(tx, planned, stands_for, now)
+                enqueued = await self._insert_planned(tx, planned, progress)
                 await tx.notify()
         except asyncpg.UniqueViolationError:
             given = [spec.id for spec in specs if spec.id is not None]
             taken = {str(row["id"]) for row in await self._fetch("existing_ids", given)}
             raise DuplicateJobId(next((i for i in given if i in taken), "?")) from None
-        ids = [stands_for.get(job.id, job.id) for job in planned.jobs]
-        return Enqueued(ids, list(stands_for.values()))
-
-    async def _enqueue_context(self, tx: Tx) -> tuple[float, Config]:
-        """The transaction's "now" and the config that gives the jobs their defaults."""
-        rows = await tx.fetch("enqueue_context")
-        return float(rows[0]["now"]), self._config_of(rows)
+        return enqueued
 
     @translated
     async def get(self, job_id: str) -> Job:
@@ -154,55 +128,3 @@ class PostgresStore(
             await tx.execute("set_paused", json.dumps(paused))
             if not paused:
                 await tx.notify()
-
-
-def _job_columns(jobs: Sequence[Planned], config: Config) -> list[list[Any]]:
-    """The insert_jobs arrays (one per column) for these jobs; None run_at means now."""
-    specs = [job.spec for job in jobs]
-    return [
-        [job.id for job in jobs],
-        [spec.command for spec in specs],
-        [spec.label for spec in specs],
-        [spec.priority for spec in specs],
-        [config.max_retries if s.max_retries is None else s.max_retries for s in specs],
-        [config.job_timeout if s.timeout is None else s.timeout for s in specs],
-        [spec.cwd for spec in specs],
-        [json.dumps(spec.env) for spec in specs],
-        [spec.run_at for spec in specs],
-        [JobState.BLOCKED.value if s.after else JobState.PENDING.value for s in specs],
-        [spec.queue for spec in specs],
-        [spec.unique_key for spec in specs],
-    ]
-
-
-async def _stand_ins(
-    tx: Tx, refused: Sequence[Planned], now: float, config: Config
-) -> dict[str, str]:
-    """For the jobs not inserted (a live job held their unique key): planned id -> the id of
-    the job that holds it. A holder may have ended between the insert and this look (each
-    statement sees what committed before it): those jobs are inserted after all."""
-    stands_for: dict[str, str] = {}
-    while refused:
-        rows = await tx.fetch("live_with_keys", [job.spec.unique_key for job in refused])
-        holders = {str(row["unique_key"]): str(row["id"]) for row in rows}
-        for job in refused:
-            if job.spec.unique_key in holders:
-                stands_for[job.id] = holders[job.spec.unique_key]
-        free = [job for job in refused if job.spec.unique_key not in holders]
-        if not free:
-            break
-        inserted = {
-            str(r["id"]) for r in await tx.fetch("insert_jobs", now, *_job_columns(free, config))
-        }
-        refused = [job for job in free if job.id not in inserted]
-    return stands_for
-
-
-async def _link(tx: Tx, planned: Plan, stands_for: dict[str, str], now: float) -> None:
-    """Record the new jobs' parents, then cancel those with a parent that is already dead or
-    canceled and release those whose parents have all completed."""
-    pairs = planned.dependencies(stands_for)
-    await tx.execute("insert_deps", [c for c, _ in pairs], [p for _, p in pairs])
-    children = sorted({child for child, _ in pairs})
-    await tx.execute("cancel_doomed", children, now)
-    await tx.execute("release_ready", children)

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import asyncpg
 
-from queuectl.errors import BadInput, ConnectionLost, QueuectlError, StorageError
+from queuectl.errors import BadInput, ConnectionLost, QueuectlError, StorageError, UniqueKeyHeld
 from queuectl.models import Attempt, Job
 from queuectl.states import (
     AT_REST,
@@ -288,6 +288,12 @@ def translated(
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await method(*args, **kwargs)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "queuectl_jobs_unique_live":
+                raise UniqueKeyHeld() from exc
+            owner = args[0]
+            assert isinstance(owner, HasTarget)
+            raise storage_error(owner.target, exc) from exc
         except DB_ERRORS as exc:
             owner = args[0]
             assert isinstance(owner, HasTarget)

@@ -38,7 +38,9 @@ SELECT name, concurrency FROM queuectl_queues
 -- name: claim_by_queue
 -- $2 owner, $3 limit, $4 lease, $5 the engine's queues (NULL: all), $6/$7 the limited queues
 -- locked by lock_limited_queues and their limits. Each queue with a waiting job (a loose scan
--- of queue_due: one probe per queue) that may be claimed from gives at most its room: $3, and
+-- of queue_due, in its order so that it is the index walked: one probe per queue; the order of
+-- queue_state would walk each queue's finished jobs first) that may be claimed from gives at
+-- most its room: $3, and
 -- for a limited queue its limit less its running jobs (counted now, after the lock). A limited
 -- queue that was not locked (its limit set since) and a paused one give nothing. Each queue's
 -- candidates come from its own index, bounded by how many of its jobs are due (as the claim of
@@ -46,11 +48,11 @@ SELECT name, concurrency FROM queuectl_queues
 -- transaction holds, and claimed.
 WITH RECURSIVE q AS (
     (SELECT queue AS name FROM queuectl_jobs WHERE state IN ({runnable})
-      ORDER BY queue LIMIT 1)
+      ORDER BY queue, next_run_at LIMIT 1)
     UNION ALL
     SELECT n.name FROM q, LATERAL (SELECT queue AS name FROM queuectl_jobs
                                     WHERE state IN ({runnable}) AND queue > q.name
-                                    ORDER BY queue LIMIT 1) AS n
+                                    ORDER BY queue, next_run_at LIMIT 1) AS n
 ), open AS (
     SELECT q.name,
            CASE WHEN l.name IS NULL THEN $3::bigint

@@ -17,9 +17,10 @@ import json
 from typing import TYPE_CHECKING
 
 from queuectl.errors import BadInput, ScheduleNotFound
-from queuectl.specs import new_job_id
-from queuectl.store.postgres_base import PostgresBase, Tx
+from queuectl.store.enqueue_plan import plan
+from queuectl.store.postgres_base import Tx
 from queuectl.store.postgres_db import Row, translated
+from queuectl.store.postgres_insert import PostgresInsertOps
 
 if TYPE_CHECKING:
     from queuectl.schedules import Fired, Schedule, Schedules, Tick
@@ -33,7 +34,7 @@ class _Lost(Exception):
     """The tick was taken by then (or the schedule paused or removed): roll back."""
 
 
-class PostgresScheduleOps(PostgresBase):
+class PostgresScheduleOps(PostgresInsertOps):
     @translated
     async def add_schedule(self, schedule: Schedule) -> None:
         rows = await self._fetch(
@@ -101,16 +102,8 @@ class PostgresScheduleOps(PostgresBase):
             return Fired(False)
 
     async def _insert_job(self, tx: Tx, schedule: Schedule) -> str:
-        """The tick's job, as `enqueue` stores one: its statement and columns, and the "now"
-        and config defaults of the transaction."""
-        from queuectl.store.enqueue_plan import Planned
-        from queuectl.store.postgres import _job_columns  # the store that mixes this class in
-
-        rows = await tx.fetch("enqueue_context")
-        now, config = float(rows[0]["now"]), self._config_of(rows)
-        job_id = new_job_id()
-        job = Planned(schedule.job_spec(), job_id, same_key_as=None)
-        await tx.execute("insert_jobs", now, *_job_columns([job], config))
+        """The tick's job, inserted as `enqueue` inserts one."""
+        [job_id] = await self._insert_planned(tx, plan([schedule.job_spec()]))
         return job_id
 
 

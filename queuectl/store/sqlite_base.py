@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, Self, TypeVar, cast
 import aiosqlite
 
 from queuectl.config import Config
-from queuectl.errors import QueueMissing, StorageError
+from queuectl.errors import QueueMissing, StorageError, UniqueKeyHeld
 from queuectl.lock import EngineLock
 from queuectl.paths import ensure_home
 from queuectl.store import Clock
@@ -36,6 +36,12 @@ def translated(
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await method(*args, **kwargs)
+        except sqlite3.IntegrityError as exc:
+            if "jobs.unique_key" in str(exc):  # the partial unique index of live jobs
+                raise UniqueKeyHeld() from exc
+            store = args[0]
+            assert isinstance(store, SqliteBase)
+            raise storage_error(store.path, exc) from exc
         except sqlite3.Error as exc:
             store = args[0]
             assert isinstance(store, SqliteBase)

@@ -103,20 +103,23 @@ def claim_by_queue(
     due = [(name, room) for name, when, room in eligible(conn, holds, queues, limit) if when <= now]
     allowed = dict(due)
     given: dict[str, list[sqlite3.Row]] = {}
+    done: set[str] = set()  # queues that gave all they may (or have)
+    best: list[sqlite3.Row] = []
     asked = dict.fromkeys(allowed, 1)
     while asked:
         for name, count in asked.items():
             at = {"queue": name, "now": now, "limit": count}
             given[name] = conn.execute(SQL["queue_candidates"], at).fetchall()
+            if len(given[name]) < count or count >= allowed[name]:
+                done.add(name)
         best = sorted((row for rows in given.values() for row in rows), key=_rank)[:limit]
         chosen = {row["id"] for row in best}
         asked = {
             name: min(allowed[name], 2 * len(rows))
             for name, rows in given.items()
-            if len(rows) == asked.get(name, len(rows)) < allowed[name]
-            and all(row["id"] in chosen for row in rows)
+            if name not in done and all(row["id"] in chosen for row in rows)
         }
-    ids = [row["id"] for row in best] if given else []
+    ids = [row["id"] for row in best]
     if not ids:
         return []
     return conn.execute(SQL["claim_ids"], {**params, "ids": json.dumps(ids)}).fetchall()

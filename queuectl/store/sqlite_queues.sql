@@ -62,9 +62,10 @@ SELECT id, priority, next_run_at FROM jobs INDEXED BY jobs_queue_runnable
                                LIMIT :limit))
 
 -- name: claim_ids
+-- By primary key: `+state` keeps the planner from walking jobs_state_created instead.
 UPDATE jobs
    SET state = 'processing', attempts = attempts + 1, runs = runs + 1,
        lease_owner = :owner, lease_expires_at = :until, started_at = :now,
        finished_at = NULL, updated_at = :now, pid = NULL
- WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN ({runnable})
+ WHERE id IN (SELECT value FROM json_each(:ids)) AND +state IN ({runnable})
 RETURNING *

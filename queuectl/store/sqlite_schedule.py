@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 import aiosqlite
 
 from queuectl.errors import BadInput, ScheduleNotFound
-from queuectl.specs import new_job_id
-from queuectl.store.sqlite_base import SqliteBase, translated
+from queuectl.store.enqueue_plan import plan
+from queuectl.store.sqlite_base import translated
 from queuectl.store.sqlite_db import SQL
+from queuectl.store.sqlite_insert import SqliteInsertOps
 
 if TYPE_CHECKING:
     from queuectl.schedules import Fired, Schedule, Schedules, Tick
@@ -32,7 +33,7 @@ class _Lost(Exception):
     """The tick was taken by then (or the schedule paused or removed): roll back."""
 
 
-class SqliteScheduleOps(SqliteBase):
+class SqliteScheduleOps(SqliteInsertOps):
     @translated
     async def add_schedule(self, schedule: Schedule) -> None:
         params = {
@@ -118,13 +119,8 @@ class SqliteScheduleOps(SqliteBase):
         return True
 
     async def _insert_job(self, conn: aiosqlite.Connection, schedule: Schedule) -> str:
-        """The tick's job, as `enqueue` stores one: its row builder and statement."""
-        from queuectl.store.sqlite import SqliteStore  # the store that mixes this class in
-
-        spec = schedule.job_spec()
-        job_id = spec.id or new_job_id()
-        row = SqliteStore._job_row(job_id, spec, await self._config(), self.now())
-        await conn.execute(SQL["insert_job"], row)
+        """The tick's job, inserted as `enqueue` inserts one."""
+        [job_id] = await self._insert_planned(conn, plan([schedule.job_spec()]))
         return job_id
 
 

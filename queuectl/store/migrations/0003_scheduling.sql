@@ -61,7 +61,7 @@ BEGIN
         ended := NEW;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM queuectl_deps AS d WHERE d.parent = ended.id) THEN
-        RETURN ended;  -- after a change the result is ignored; before a delete it lets it be
+        RETURN ended;  -- the result of an AFTER trigger is ignored
     END IF;
     PERFORM pg_advisory_xact_lock(7381263420174837253);
     IF TG_OP = 'UPDATE' AND ended.state = 'completed' THEN
@@ -91,6 +91,9 @@ CREATE TRIGGER queuectl_jobs_resolve_children AFTER UPDATE OF state ON queuectl_
           AND (NEW.state = 'completed'
                OR (NEW.state IN ('dead', 'canceled') AND OLD.state NOT IN ('dead', 'canceled'))))
     EXECUTE FUNCTION queuectl_resolve_children();
-CREATE TRIGGER queuectl_jobs_deleted_parent BEFORE DELETE ON queuectl_jobs
+-- After the delete, so that children deleted by the same statement are gone rather than
+-- changed under it; named to sort before the foreign key's cascade ("RI_..."), which fires in
+-- the same place and would remove the deps rows first (triggers fire in name order).
+CREATE TRIGGER "Queuectl_jobs_deleted_parent" AFTER DELETE ON queuectl_jobs
     FOR EACH ROW WHEN (OLD.state <> 'completed')
     EXECUTE FUNCTION queuectl_resolve_children();
