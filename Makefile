@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(COMPILE)
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_pg.py --only burn,wakeup --out bench/pg.json
+	$(BIN)/python scripts/bench_web.py
 
 bench-peers: $(BENCH_STAMP)
 	$(BIN)/python scripts/bench_peers.py
