@@ -99,8 +99,11 @@ class ChangeWatch:
             if left <= 0:
                 return False
             if self._conn is not None:
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose the
+                # cancellation of this wait (see _start_within), leaving a wait that eats notices
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), left)
+                    async with asyncio.timeout(left):
+                        await self._changed.wait()
                 continue
             await asyncio.sleep(min(POLL, left))
             self._count(await self._read_counter())
