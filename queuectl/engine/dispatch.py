@@ -41,6 +41,8 @@ MAX_IDLE = 5.0  # re-read the queue at least this often even when nothing seems 
 #: how long a stopping engine keeps unwritten outcomes for a database that does not answer;
 #: then it exits, and their jobs' leases run out and they run again (rescued)
 STOP_PATIENCE = 30.0
+#: seconds a config read by the dispatcher is used before it is read again
+CONFIG_AGE = 1.0
 
 
 class Engine:
@@ -79,6 +81,7 @@ class Engine:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._busy = 0  # slots whose job's process has not ended yet
+        self._config: tuple[float, Config] | None = None  # (when read, what was read)
 
     @property
     def stopping(self) -> bool:
@@ -227,7 +230,7 @@ class Engine:
         self._wake.clear()
         free = self.concurrency - self._busy
         if free > 0:
-            config = await self.store.config()
+            config = await self._current_config()
             # none while paused; of self.queues only, within each queue's limit
             jobs = await self.store.claim(self.id, free, config.lease_time, self.queues)
             for job in jobs:
@@ -242,6 +245,14 @@ class Engine:
                     return True
         await self._idle(full=free <= 0)
         return False
+
+    async def _current_config(self) -> Config:
+        """The queue's config, read at most every CONFIG_AGE: reading it for every claim cost
+        a database round trip per job (a third of a claim's time at concurrency 1)."""
+        now = time.monotonic()
+        if self._config is None or now - self._config[0] > CONFIG_AGE:
+            self._config = (now, await self.store.config())
+        return self._config[1]
 
     def _retry_write(self, exc: ConnectionLost, tries: int) -> float | None:
         """The group commit's retry: until the database answers, unless the engine is

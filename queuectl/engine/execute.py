@@ -26,6 +26,8 @@ from queuectl.store import Finish
 from queuectl.store.batching import GroupCommit
 
 log = logging.getLogger("queuectl.engine")
+#: seconds a job runs before its pid is stored (for `show` and other hosts' `status`)
+PID_DELAY = 0.25
 
 
 @dataclass
@@ -100,14 +102,23 @@ class Executor:
         crash_point("spawn", job.command)
         if slot.kill_reason:
             process.kill(slot.kill_reason, slot.kill_grace)
-        # The pid is written while the job runs: nothing may stand between spawn and wait(),
-        # which is what kills and reaps the process group on every way out.
-        pid_written = asyncio.ensure_future(self.commits.set_pid(job, process.pid))
-        outcome = await process.wait(job.timeout, config.kill_grace)
+        # The pid is written once the job has run PID_DELAY, in the group commit: a short job
+        # never costs that write. Nothing may stand between spawn and wait(), which is what
+        # kills and reaps the process group on every way out.
+        writes: list[asyncio.Future[None]] = []
+        timer = asyncio.get_running_loop().call_later(
+            PID_DELAY,
+            lambda: writes.append(asyncio.ensure_future(self.commits.set_pid(job, process.pid))),
+        )
         try:
-            await pid_written
-        except Exception as exc:  # only `status` and `show` lose the pid
-            log.warning("%s: could not record pid %d: %s", job.id, process.pid, exc)
+            outcome = await process.wait(job.timeout, config.kill_grace)
+        finally:
+            timer.cancel()
+        for write in writes:
+            try:
+                await write
+            except Exception as exc:  # only `status` and `show` lose the pid
+                log.warning("%s: could not record pid %d: %s", job.id, process.pid, exc)
         return outcome
 
     async def finish(

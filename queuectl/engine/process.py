@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
 from collections.abc import Callable
@@ -59,8 +58,6 @@ async def _serve(options: WorkerOptions) -> int:
     lock = EngineLock(home / LOCK_NAME)
     lock.acquire()
     try:
-        if options.loop == "asyncio":
-            _install_pidfd_watcher()
         store = await open_store(options.db or home, durable=False)
         try:
             config = await store.config()
@@ -133,17 +130,3 @@ def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
 
         return uvloop.new_event_loop
     return asyncio.new_event_loop
-
-
-def _install_pidfd_watcher() -> None:
-    """Python 3.11 reaps each child with a thread of its own; pidfds are cheaper (the 3.12
-    default), so use them where the kernel has them (Linux 5.3+)."""
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
-        return
-    try:
-        os.close(os.pidfd_open(os.getpid()))
-    except OSError:
-        return
-    watcher = asyncio.PidfdChildWatcher()
-    watcher.attach_loop(asyncio.get_running_loop())
-    asyncio.set_child_watcher(watcher)

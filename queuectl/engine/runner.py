@@ -13,11 +13,11 @@ import logging
 import os
 import signal
 import stat
-import subprocess
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from queuectl import procfs
+from queuectl.engine.child import Child, Environment
 from queuectl.errors import SpawnError
 from queuectl.models import Chunk, Outcome, Stream
 from queuectl.render import printable
@@ -26,7 +26,6 @@ from queuectl.states import ErrorKind, KillReason
 logger = logging.getLogger(__name__)
 
 OutputCallback = Callable[[str, bytes], None]
-Environment = Mapping[str, str] | Mapping[bytes, bytes]  # the complete environment of the job
 
 _STREAMS: dict[int, Stream] = {1: "stdout", 2: "stderr"}
 _POLL = 0.02  # how often to look whether a signalled group has emptied
@@ -136,17 +135,14 @@ class OutputRecord:
         return tuple(chunks)
 
 
-class _Capture(asyncio.SubprocessProtocol):
-    """Takes each chunk as the loop reads it, so no stream buffer grows beyond the record."""
+class _Capture:
+    """Takes each chunk as the loop reads it, so no buffer grows beyond the record."""
 
     def __init__(self, limit: int, on_output: OutputCallback | None) -> None:
         self.record = OutputRecord(limit)
         self.on_output = on_output
-        self.open_pipes = {1, 2}
-        self.exited = asyncio.Event()
-        self.drained = asyncio.Event()
 
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
+    def data_received(self, fd: int, data: bytes) -> None:
         self.record.append(_STREAMS[fd], data)
         if self.on_output is not None:
             try:
@@ -155,23 +151,15 @@ class _Capture(asyncio.SubprocessProtocol):
                 logger.exception("output callback failed; no more live output for this job")
                 self.on_output = None
 
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        self.open_pipes.discard(fd)
-        if not self.open_pipes:
-            self.drained.set()
-
-    def process_exited(self) -> None:
-        self.exited.set()
-
 
 class JobProcess:
     """One running shell command, the leader of its own session and process group."""
 
-    def __init__(self, transport: asyncio.SubprocessTransport, capture: _Capture) -> None:
+    def __init__(self, child: Child, capture: _Capture) -> None:
         self._loop = asyncio.get_running_loop()
-        self._transport = transport
+        self._child = child
         self._capture = capture
-        self.pid: int = transport.get_pid()
+        self.pid: int = child.pid
         self._grace: float | None = None
         self._timeout: float | None = None
         self._timed_out = False
@@ -194,23 +182,14 @@ class JobProcess:
             raise SpawnError(problem, permanent=True)
         capture = _Capture(output_limit, on_output)
         try:
-            transport, _ = await asyncio.get_running_loop().subprocess_shell(
-                lambda: capture,
-                command,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
+            child = await Child.spawn(command, cwd=cwd, env=env, on_data=capture.data_received)
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             problem = _cwd_problem(cwd)  # it may have gone between the look and the fork
             if problem is not None:
                 raise SpawnError(problem, permanent=True) from exc
             raise SpawnError(f"could not start the command: {reason}") from exc
-        return cls(transport, capture)
+        return cls(child, capture)
 
     def output(self) -> tuple[Chunk, ...]:
         """The output kept so far, in order (for a live follower joining late)."""
@@ -218,7 +197,7 @@ class JobProcess:
 
     def kill(self, reason: KillReason, grace: float | None = None) -> None:
         """Stop the job from outside; wait() then reports `reason` as the outcome."""
-        if self._killed_by is not None or self._timed_out or self._capture.exited.is_set():
+        if self._killed_by is not None or self._timed_out or self._child.exited.is_set():
             return
         self._killed_by = reason
         if grace is not None:
@@ -233,9 +212,9 @@ class JobProcess:
             if self._term_sent:
                 self._terminate()  # kill() came before the grace was known: arm the SIGKILL now
             try:
-                await asyncio.wait_for(self._capture.exited.wait(), timeout)
+                await asyncio.wait_for(self._child.exited.wait(), timeout)
             except TimeoutError:
-                if not self._capture.exited.is_set():
+                if not self._child.exited.is_set():
                     self._timed_out = True
                     self._terminate()
             await self._settle()
@@ -276,22 +255,22 @@ class JobProcess:
 
     async def _settle(self) -> None:
         """Once the shell is gone: end the rest of its group, collect the output, close pipes."""
-        await self._capture.exited.wait()
+        await self._child.exited.wait()
         self._terminate()  # stragglers: background children the shell left behind
         if self._kill_timer is not None:
             deadline = self._kill_timer.when() + _DRAIN
             while self._group_alive() and self._loop.time() < deadline:
                 await asyncio.sleep(_POLL)
             self._kill_timer.cancel()  # the group is gone; its id may be reused
-        drained = self._capture.drained
+        drained = self._child.drained
         if not drained.is_set():  # a timer, not wait_for: no extra task on every job's path
             give_up = self._loop.call_later(_DRAIN, drained.set)
             await drained.wait()
             give_up.cancel()
-        self._transport.close()
+        self._child.close()
 
     def _result(self) -> Outcome:
-        code = self._transport.get_returncode()
+        code = self._child.returncode
         assert code is not None, "wait() settles only after the shell has exited"
         record = self._capture.record
         kind: ErrorKind | None
