@@ -336,11 +336,15 @@ class Engine:
     async def _execute(self, slot: Slot, config: Config) -> None:
         try:
             outcome = await self.executor.run(slot, config)
+        except BaseException:
+            self._release(slot)
+            raise
+        try:
+            crash_point("finish", slot.job.command)  # here: recovery must not trip it
+            elapsed = time.time() - slot.started
+            finished = self.executor.finish(slot.job, outcome, config, elapsed)
+            self._release(slot)  # after the outcome's write is queued: the next claim follows it
+            await asyncio.shield(finished)
         finally:
             self._release(slot)
-        crash_point("finish", slot.job.command)  # here, not in finish: recovery must not trip it
-        elapsed = time.time() - slot.started
-        try:
-            await asyncio.shield(self.executor.finish(slot.job, outcome, config, elapsed))
-        finally:
             slot.output.close()

@@ -11,7 +11,9 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from queuectl.backoff import retry_delay
 from queuectl.config import Config
@@ -76,6 +78,9 @@ class Executor:
     async def run(self, slot: Slot, config: Config) -> Outcome:
         """Run the job's process to its end; every way out leaves none of its group alive."""
         job = slot.job
+        if slot.kill_reason is not None:  # killed between its claim and this start
+            reason = slot.kill_reason
+            return Outcome(reason.error_kind, error=reason.message, output=())
         log.info(
             "%s started (attempt %d/%d): %s",
             job.id,
@@ -121,15 +126,31 @@ class Executor:
                 log.warning("%s: could not record pid %d: %s", job.id, process.pid, exc)
         return outcome
 
-    async def finish(
+    def finish(
         self, job: Job, outcome: Outcome, config: Config, elapsed: float
-    ) -> JobState | None:
-        """Apply the outcome; the job's new state, or None when it had moved on."""
+    ) -> Coroutine[Any, Any, JobState | None]:
+        """Apply the outcome; awaited, the job's new state, or None when it had moved on.
+
+        The write is queued before this returns, not when the result is awaited: a claim the
+        engine makes next is then written after it, so a slot's next job never shows (or
+        logs) as started before its previous one as finished."""
         delay = retry_delay(
             job.attempts, config.backoff_base, config.backoff_max, config.backoff_jitter
         )
         transition = next_state(job, outcome, delay)
-        if not await self.commits.finish(Finish(job, transition, outcome)):
+        applied = self.commits.submit(Finish(job, transition, outcome))
+        return self._finished(job, transition.state, outcome, elapsed, delay, applied)
+
+    async def _finished(
+        self,
+        job: Job,
+        state: JobState,
+        outcome: Outcome,
+        elapsed: float,
+        delay: float,
+        applied: asyncio.Future[bool],
+    ) -> JobState | None:
+        if not await applied:
             self.fenced += 1
             self.events.publish(JobEvent(EventKind.FENCED, job.id, job.runs, elapsed=elapsed))
             log.warning(
@@ -143,13 +164,13 @@ class Executor:
                 EventKind.FINISHED,
                 job.id,
                 job.runs,
-                state=transition.state,
+                state=state,
                 error_kind=outcome.error_kind,
                 elapsed=elapsed,
             )
         )
-        _log_transition(job, transition.state, outcome, elapsed, delay)
-        return transition.state
+        _log_transition(job, state, outcome, elapsed, delay)
+        return state
 
 
 def _log_transition(

@@ -40,20 +40,23 @@ class GroupCommit:
         self._flusher: asyncio.Task[None] | None = None
 
     async def set_pid(self, job: Job, pid: int) -> None:
-        await self._submit(PidUpdate(job, pid))
+        await self.submit(PidUpdate(job, pid))
 
     async def finish(self, finish: Finish) -> bool:
         """Whether the transition applied (False: the job had moved on, e.g. it was rescued
         by another engine after our lease lapsed). Raises the store's error if the write
         failed."""
-        return await self._submit(finish)
+        return await self.submit(finish)
 
-    async def _submit(self, write: Finish | PidUpdate) -> bool:
+    def submit(self, write: Finish | PidUpdate) -> asyncio.Future[bool]:
+        """Queue the write now, ahead of any store call made after this one returns (on
+        SQLite the engine's calls share one connection, so they are written in that order);
+        the future answers as finish() does."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(write, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
-        return await future
+        return future
 
     async def _flush(self) -> None:
         while self._pending:

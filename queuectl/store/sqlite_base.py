@@ -122,9 +122,14 @@ class SqliteBase:
         for this; Connection._execute is the method each of its public calls goes through
         (the version range is pinned in pyproject.toml).
         """
+        return await self._hop(functools.partial(in_transaction, body=body))
+
+    async def _hop(self, body: Callable[[sqlite3.Connection], R]) -> R:
+        """Run `body` on aiosqlite's thread in one hop, as the only writer meanwhile; `body`
+        opens its own transaction, if any (see _transact)."""
         execute = cast(Callable[..., Awaitable[R]], self._conn._execute)
         async with self._write_lock:
-            return await execute(in_transaction, self._conn._conn, body)
+            return await execute(body, self._conn._conn)
 
     async def _rows(
         self, name: str, params: Sequence[Any] | dict[str, Any] = ()
