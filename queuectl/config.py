@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from queuectl.errors import BadInput
-from queuectl.specs import format_duration, parse_duration, parse_size
+from queuectl.units import format_duration, parse_duration, parse_size
 
 # --- config keys ------------------------------------------------------------------------------
 
@@ -93,8 +93,7 @@ class Config:
         return {name: getattr(self, key.field) for name, key in CONFIG_KEYS.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigKey:
+class ConfigKey(NamedTuple):  # not a dataclass: cheaper to import (models.py says why)
     name: str
     parse: Callable[[str], Any]
     help: str

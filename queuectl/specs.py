@@ -14,7 +14,6 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from queuectl.errors import BadInput
@@ -257,11 +256,11 @@ def _type_name(value: Any) -> str:
 # --- the command line's forms: shorthand options and files of JSON lines --------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Shorthand:
+class Shorthand(NamedTuple):
     """A job's options as typed on a command line: durations and times still text, so that
     their errors name what the user wrote. `cwd` is absolute and `env` resolved (see
-    env_options) by the caller, which knows the shell's directory and environment."""
+    env_options) by the caller, which knows the shell's directory and environment. A
+    NamedTuple, not a dataclass: cheaper to import (models.py says why)."""
 
     job_id: str | None = None
     max_retries: int | None = None
@@ -278,7 +277,7 @@ class Shorthand:
 
     @property
     def given(self) -> bool:
-        return any(getattr(self, field.name) is not None for field in dataclasses.fields(self))
+        return any(value is not None for value in self)
 
 
 def shorthand_spec(command: str, cwd: str, options: Shorthand) -> JobSpec:

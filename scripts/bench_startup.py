@@ -5,14 +5,20 @@ most of it is imports. Each command is timed against `python -c "import asyncio"
 loop every command needs: the floor a Python asyncio CLI cannot go under), interleaved in one
 round so that the machine's noise hits both alike.
 
-Two copies of the package are timed: one compiled (as pip and `make install` leave it) and
-one with no bytecode under PYTHONDONTWRITEBYTECODE=1 (as a tree that cannot keep its
-__pycache__ runs: every start-up compiles every module it imports). The libraries (asyncclick,
-aiosqlite, ...) are the venv's, compiled by pip, in both.
+Two copies of the package are timed: one compiled (as pip and `make install` leave it: the
+figures that the targets judge) and one with no bytecode under PYTHONDONTWRITEBYTECODE=1 (as a
+tree that cannot keep its __pycache__ runs: every start-up compiles every module it imports).
+The libraries (asyncclick, aiosqlite, ...) are the venv's, compiled by pip, in both. Every
+case's name says which copy it ran ("compiled", "source").
+
+The compiled copy runs against two queues: one that holds a job or so, and one of BIG_QUEUE
+jobs (filled straight into its file, as scripts/bench_list.py does), where `status` counts
+them and `enqueue` inserts into its indexes: a case "NAME (compiled, 1000000 jobs)".
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import statistics
@@ -24,6 +30,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import bench_list
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 #: what the `queuectl` console script does
@@ -34,7 +42,14 @@ BASELINE = "python -c 'import asyncio'"
 BARE = "python -c pass"
 #: the libraries every command that opens the queue imports, before any code of queuectl's
 LIBRARIES = "python -c 'import asyncio, asyncclick, aiosqlite'"
-VARIANTS = ("compiled", "source")
+#: jobs in the big queue
+BIG_QUEUE = 1_000_000
+COMPILED, SOURCE = "compiled", "source"
+#: the copies of the package, each with its bytecode or without
+COPIES = (COMPILED, SOURCE)
+BIG = f"{COMPILED}, {BIG_QUEUE:,} jobs"
+#: what each case runs: a copy of the package against a queue (the small one or the big one)
+VARIANTS = (COMPILED, BIG, SOURCE)
 COMMANDS: dict[str, tuple[str, ...]] = {
     "enqueue": ("enqueue", "--", "true"),
     "status": ("status",),
@@ -47,17 +62,18 @@ class StartupError(Exception):
 
 
 class Setup:
-    """A temp dir with the two copies of the package and a queue that already exists."""
+    """A temp dir with the two copies of the package, a queue that already exists and one of
+    BIG_QUEUE jobs."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.home = root / "home"
-        self.copies = {variant: root / variant for variant in VARIANTS}
-        for variant, copy in self.copies.items():
+        self.copies = {copy: root / copy for copy in COPIES}
+        self.homes = {COMPILED: root / "home", SOURCE: root / "home", BIG: root / "big"}
+        for name, copy in self.copies.items():
             shutil.copytree(
                 ROOT / "queuectl", copy / "queuectl", ignore=shutil.ignore_patterns("__pycache__")
             )
-            if variant == "compiled":
+            if name == COMPILED:
                 subprocess.run(
                     [PYTHON, "-m", "compileall", "-q", str(copy / "queuectl")], check=True
                 )
@@ -65,16 +81,25 @@ class Setup:
             found = self.run(
                 self.python(variant, "-c", "import queuectl; print(queuectl.__file__)")
             )
-            if not found.startswith(str(self.copies[variant])):
+            if not found.startswith(str(self.copies[self.copy(variant)])):
                 raise StartupError(f"the {variant} copy is not the one imported: {found}")
+        uncompiled = without_bytecode(self.copies[COMPILED])
+        if uncompiled:
+            raise StartupError(f"the compiled copy lacks bytecode for {uncompiled[:5]}")
         # the queue exists, as a user's does (`status` only reads: it never creates one)
-        self.run(self.queuectl("compiled", "config", "set", "max-retries", "3"))
+        self.run(self.queuectl(COMPILED, "config", "set", "max-retries", "3"))
+        bench_list.fill(self.homes[BIG], BIG_QUEUE)
+
+    @staticmethod
+    def copy(variant: str) -> str:
+        """The copy of the package that `variant` runs."""
+        return SOURCE if variant == SOURCE else COMPILED
 
     def env(self, variant: str | None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("QUEUECTL_")}
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         if variant is not None:
-            env["PYTHONPATH"] = str(self.copies[variant])
+            env["PYTHONPATH"] = str(self.copies[self.copy(variant)])
         else:
             env.pop("PYTHONPATH", None)
         return env
@@ -83,7 +108,7 @@ class Setup:
         return [PYTHON, *args], self.env(variant)
 
     def queuectl(self, variant: str, *args: str) -> tuple[list[str], dict[str, str]]:
-        return self.python(variant, "-c", ENTRY, "--home", str(self.home), *args)
+        return self.python(variant, "-c", ENTRY, "--home", str(self.homes[variant]), *args)
 
     def cases(self) -> dict[str, tuple[list[str], dict[str, str]]]:
         """Every timed command line, by the name its figures carry."""
@@ -110,6 +135,21 @@ class Setup:
         start = time.perf_counter()
         self.run(case)
         return time.perf_counter() - start
+
+
+def without_bytecode(copy: Path) -> list[str]:
+    """The modules of `copy` that would compile at each start-up: no .pyc, or one that does
+    not match its source (the mtime and size in the .pyc's header, as the import checks)."""
+    missing = []
+    for source in sorted(copy.rglob("*.py")):
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        info = source.stat()
+        header = cached.read_bytes()[:16] if cached.exists() else b""
+        expected = (int(info.st_mtime) & 0xFFFFFFFF, info.st_size & 0xFFFFFFFF)
+        found = (int.from_bytes(header[8:12], "little"), int.from_bytes(header[12:16], "little"))
+        if len(header) < 16 or found != expected:
+            missing.append(str(source.relative_to(copy)))
+    return missing
 
 
 @contextmanager

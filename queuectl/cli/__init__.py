@@ -3,37 +3,74 @@
 `main` is the one place where errors become exit codes: a QueuectlError or a usage error is one
 line on stderr (exit 2 for bad input, 1 for an operational failure), never a traceback.
 
-Each topic's commands live in a module of their own; this one holds the group and registers
-them. Modules that are slow to import (rich, the store, the control channel, the engine) are
-imported only by the commands that use them, so that `queuectl enqueue` starts fast.
+Each topic's commands live in a module of their own, listed in MODULES; a command's module is
+imported when the command line names it (or when --help or a completion lists them all), so
+`queuectl enqueue` imports neither the other commands nor what they need (rich, the control
+channel, the engine, the web dashboard).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from typing import NoReturn
 
 import asyncclick as click
 
 from queuectl import __version__
-from queuectl.cli import (
-    completion,
-    config,
-    db,
-    dlq,
-    engine,
-    enqueue,
-    inspect,
-    listing,
-    manage,
-    queues,
-    schedule,
-    web,
-)
 from queuectl.cli.options import queue_options
 from queuectl.errors import QueuectlError
+
+#: each command's module in this package, which names it in its COMMANDS
+MODULES = {
+    "enqueue": "enqueue",
+    **dict.fromkeys(("status", "show", "logs"), "inspect"),
+    "list": "listing",
+    **dict.fromkeys(("cancel", "kill", "restart", "edit", "delete", "purge", "wait"), "manage"),
+    **dict.fromkeys(("worker", "pause", "resume"), "engine"),
+    "completion": "completion",
+    "web": "web",
+    "dlq": "dlq",
+    "config": "config",
+    "db": "db",
+    "schedule": "schedule",
+    "queue": "queues",
+}
+
+
+class LazyCommands(MutableMapping[str, click.Command]):
+    """A group's commands by name, each imported from its module when first looked up: click
+    lists the names (help, "did you mean", completion) without importing any, and looks up
+    only the command that the command line names."""
+
+    def __init__(self, modules: dict[str, str]) -> None:
+        #: a command, or the name of its module while that is not imported yet
+        self.entries: dict[str, click.Command | str] = dict(modules)
+
+    def __getitem__(self, name: str) -> click.Command:
+        entry = self.entries[name]
+        if isinstance(entry, str):
+            # as an import statement does: importlib.import_module would hide the module
+            # from `python -X importtime` (tests/test_startup*.py read its report)
+            module = __import__(f"{__name__}.{entry}", fromlist=["COMMANDS"])
+            for command in module.COMMANDS:
+                self.entries[command.name] = command
+            entry = self.entries[name]
+            assert not isinstance(entry, str), f"{module.__name__} has no command {name!r}"
+        return entry
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self.entries[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self.entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,11 +80,7 @@ async def cli() -> None:
     """queuectl: a durable background job queue for shell commands."""
 
 
-for module in (enqueue, inspect, listing, manage, engine, completion, web):
-    for command in module.COMMANDS:
-        cli.add_command(command)
-for command in (dlq.dlq, config.config, db.db, schedule.schedule, queues.queue):
-    cli.add_command(command)
+cli.commands = LazyCommands(MODULES)
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -51,3 +51,6 @@ async def config_list(as_json: bool) -> None:
         render.print_json(values)
     else:
         render.config_table(values, {name: key.help for name, key in CONFIG_KEYS.items()})
+
+
+COMMANDS = (config,)

@@ -58,3 +58,6 @@ def _applied(entry: dict[str, Any]) -> dict[str, Any]:
     from queuectl import render
 
     return {**entry, "applied_at": render.iso(entry["applied_at"])}
+
+
+COMMANDS = (db,)

@@ -41,3 +41,6 @@ async def dlq_retry(job_ids: tuple[str, ...], retry_all: bool) -> None:
         raise BadInput("give the ids of dead jobs to retry, or --all (not both)")
     retried = await service.retry_dead(current_queue(), None if retry_all else job_ids)
     click.echo(f"retried {len(retried)} job{'s' if len(retried) != 1 else ''}")
+
+
+COMMANDS = (dlq,)

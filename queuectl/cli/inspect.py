@@ -22,7 +22,6 @@ from queuectl.cli.completion import complete_ids
 from queuectl.cli.options import current_queue, json_option, queue_options
 from queuectl.errors import BadInput
 from queuectl.models import Chunk, Stream
-from queuectl.service import output as job_output
 from queuectl.states import JobState
 
 #: printed on stderr for each shown stream whose start the store dropped
@@ -35,14 +34,11 @@ TRUNCATED = "[... earlier {stream} truncated (config output-limit) ...]"
 @queue_options
 async def status(queue_name: str | None, as_json: bool) -> None:
     """Jobs per state, whether the queue is paused, and its engine with its running jobs."""
-    report = await service.status(current_queue(), queue_name)
+    report = await service.status(current_queue(), queue_name, execution=not as_json)
     if as_json:
         render.print_json(report.as_dict())
     else:
-        from queuectl.service import stats
-
-        execution = await stats.stats(current_queue())
-        render.status(report.counts, report.paused, report.engine, execution)
+        render.status(report.counts, report.paused, report.engine, report.execution)
         from queuectl import render_engines
 
         render_engines.engines(report.engines, report.lease_time)
@@ -93,6 +89,8 @@ async def logs(
     shown: tuple[Stream, ...] = (
         ("stdout",) if only_stdout else ("stderr",) if only_stderr else ("stdout", "stderr")
     )
+    from queuectl.service import output as job_output  # only `logs` reads output
+
     writer = _Writer(sys.stdout.buffer, shown)
     queue = current_queue()
     if not follow:
@@ -103,6 +101,8 @@ async def logs(
 
 
 async def _follow(writer: _Writer, queue: service.Queue, job_id: str, tail: int | None) -> int:
+    from queuectl.service import output as job_output
+
     async with aclosing(job_output.follow(queue, job_id)) as events:
         async for event in events:
             match event:

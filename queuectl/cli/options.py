@@ -10,11 +10,12 @@ apply them again for each command's copy of the option, undoing a value given to
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncclick as click
 
-from queuectl.service import Queue
+if TYPE_CHECKING:  # the service layer is imported by the commands that open a queue
+    from queuectl.service import Queue
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,4 +62,6 @@ def current_queue() -> Queue:
 def queue_of(ctx: click.Context) -> Queue:
     """The queue that `ctx`'s command line names; also while completing it (shell completion
     has no current context, but the options have recorded their values)."""
+    from queuectl.service import Queue
+
     return Queue.locate(ctx.meta.get(_HOME), ctx.meta.get(_DB))

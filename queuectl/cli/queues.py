@@ -131,3 +131,6 @@ async def queue_resume(name: str) -> None:
 
     await queues.set_paused(current_queue(), name, False)
     click.echo(f"queue {name} resumed")
+
+
+COMMANDS = (queue,)

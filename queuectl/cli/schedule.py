@@ -159,3 +159,6 @@ def _print_json(added: Schedule, now: float) -> None:
     from queuectl.render_schedules import schedule_dict
 
     print_json(schedule_dict(added, now))
+
+
+COMMANDS = (schedule,)

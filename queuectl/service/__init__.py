@@ -22,12 +22,13 @@ from queuectl.config import Config, config_key, parse_config_value
 from queuectl.errors import BadInput, DuplicateJobId
 from queuectl.models import Attempt, EngineRecord, Job, JobSpec
 from queuectl.paths import LOCK_NAME, LOG_NAME, SOCKET_NAME, resolve_home
-from queuectl.specs import JobBatch
 from queuectl.states import JobState
 
 if TYPE_CHECKING:
     from queuectl.engine.process import WorkerOptions
     from queuectl.engine.status import EngineReport
+    from queuectl.service.stats import ExecStats
+    from queuectl.specs import JobBatch
     from queuectl.store import Enqueued, Progress, Store
 
 DB_ENV = "QUEUECTL_DB"
@@ -150,6 +151,7 @@ class QueueStatus(NamedTuple):
     engines: tuple[EngineRecord, ...] = ()
     lease_time: float = 30.0  # an engine whose heartbeat is older is lost
     queue: str | None = None  # the named queue whose jobs `counts` counts (None: all)
+    execution: ExecStats | None = None  # execution statistics, when asked for
 
     def as_dict(self) -> dict[str, Any]:
         """The documented schema of `status --json` (README): the same keys in every state."""
@@ -165,12 +167,17 @@ class QueueStatus(NamedTuple):
         }
 
 
-async def status(queue: Queue, queue_name: str | None = None) -> QueueStatus:
-    """`queue_name`: count only that named queue's jobs (None: every queue's)."""
+async def status(
+    queue: Queue, queue_name: str | None = None, execution: bool = False
+) -> QueueStatus:
+    """`queue_name`: count only that named queue's jobs (None: every queue's). `execution`:
+    with the execution statistics too, read in the same opening of the store (each opening
+    costs a command run in a loop its connection and schema check)."""
     if queue_name is not None:
         from queuectl.specs import validate_queue_name
 
         validate_queue_name(queue_name)
+    stats = None
     async with queue.store(create=False) as store:
         counts, paused = await store.counts(), await store.paused()
         if queue_name is not None:
@@ -178,9 +185,13 @@ async def status(queue: Queue, queue_name: str | None = None) -> QueueStatus:
             counts = named[0].counts if named else dict.fromkeys(JobState, 0)
         engines, config = await store.engines(), await store.config()
         database = store.location
+        if execution:
+            from queuectl.service.stats import read
+
+            stats, _ = await read(store)
     engine = await engine_status(queue)
     return QueueStatus(
-        database, counts, paused, engine, tuple(engines), config.lease_time, queue_name
+        database, counts, paused, engine, tuple(engines), config.lease_time, queue_name, stats
     )
 
 

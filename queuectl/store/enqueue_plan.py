@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from queuectl.errors import BadInput
 from queuectl.models import JobSpec
-from queuectl.specs import new_job_id
 from queuectl.store import unique_ids
 
 
@@ -59,6 +58,8 @@ class Plan:
 def plan(specs: Sequence[JobSpec]) -> Plan:
     """Raises DuplicateJobId (an id given twice) or BadInput (a job after itself), before
     anything is written."""
+    from queuectl.specs import new_job_id  # specs.py: not for the commands that only read
+
     unique_ids(specs)
     jobs: list[Planned] = []
     earlier: set[str] = set()
