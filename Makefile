@@ -10,7 +10,7 @@ RECORD_STAMP := $(VENV)/.installed-record
 # install, and again before the figures and outputs that depend on start-up time.
 COMPILE := $(BIN)/python -m compileall -q queuectl
 
-.PHONY: install test test-fast demo lint clean bench bench-peers bench-pg bench-queues bench-hops bench-purge bench-web soak readme demo-cast
+.PHONY: install test test-fast demo lint clean bench bench-peers bench-scale bench-pg bench-queues bench-hops bench-purge bench-web soak readme demo-cast
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,10 +53,22 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
 	$(BIN)/python scripts/bench_pg.py --only burn,wakeup --out bench/pg.json
 	$(BIN)/python scripts/bench_web.py
+	$(BIN)/python scripts/bench_scale.py
 
+# queuectl against huey, task-spooler and the bare asyncio loop at c=1, 20 and 64
+# (bench/peers.json); installs task-spooler (`tsp`, Debian's package) when it is missing.
 bench-peers: $(BENCH_STAMP)
+	command -v tsp >/dev/null || (apt-get update && apt-get install -y task-spooler)
+	$(COMPILE)
 	$(BIN)/python scripts/bench_peers.py
 	$(BIN)/python scripts/bench_pg.py --only store --out bench/pg-peers.json
+
+# Issue 14's "flat with size" and memory targets: claim throughput, status, list, show, the
+# dashboard's pages with 1,000,000 finished + 100,000 pending jobs against a small queue;
+# engine RSS at c=500 over 1,000,000 queued, `list --json` of 1,000,000 rows (bench/scale.json).
+bench-scale: $(STAMP)
+	$(COMPILE)
+	$(BIN)/python scripts/bench_scale.py
 
 # All of queuectl on PostgreSQL in one run: burn-down against SQLite and with 4 engines, the
 # store's throughput against pgqueuer, wake-up through NOTIFY (bench/pg-all.json).
