@@ -17,7 +17,7 @@ from queuectl.engine.child import Child
 
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "MARK": "x y"}
 SCRIPT = (
-    'pwd; echo "$MARK"; echo oops >&2; ps -o sid= -p $$; grep -E "^Sig(Ign|Blk)" /proc/$$/status;'
+    'pwd; echo "$MARK"; echo oops >&2; ps -o sid= -p $$; grep -E "^Sig(Ign|Blk)" /proc/self/status;'
     " exit 3"
 )
 

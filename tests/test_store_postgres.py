@@ -100,6 +100,7 @@ async def test_first_use_creates_the_schema(empty_db: str) -> None:
         "queuectl_deps",
         "queuectl_schedules",
         "queuectl_schedule_ticks",
+        "queuectl_counts",
     }
 
 

@@ -57,13 +57,13 @@ class TestSqliteFile:
         store = await open_store(home)
         await store.close()
         with connect(db_path(home)) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             tables = {
                 row[0]
                 for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             }
-            assert {"jobs", "attempts", "config"} <= tables
+            assert {"jobs", "attempts", "config", "job_counts"} <= tables
             assert "error_kind" in columns(conn, "jobs")
             assert "error_kind" in columns(conn, "attempts")
             assert "label" in columns(conn, "jobs") and "output" in columns(conn, "attempts")

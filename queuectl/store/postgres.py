@@ -67,7 +67,7 @@ class PostgresStore(
     @translated
     async def counts(self) -> dict[JobState, int]:
         counts = dict.fromkeys(JobState, 0)
-        for row in await self._fetch("count_by_state"):
+        for row in await self._fetch("count_states"):  # postgres_queues.sql
             counts[JobState(row["state"])] = int(row["n"])
         return counts
 

@@ -83,9 +83,6 @@ SELECT {job} FROM queuectl_jobs
 SELECT {job} FROM queuectl_jobs WHERE state = $1
  ORDER BY created_at DESC, seq DESC LIMIT $2::bigint
 
--- name: count_by_state
-SELECT state, count(*) AS n FROM queuectl_jobs GROUP BY state
-
 -- name: list_attempts
 -- One row with a NULL run for a job that never ran; none for a job that does not exist.
 SELECT j.id AS found, {attempt}

@@ -3,13 +3,19 @@
 -- was given a limit or paused; every other queue is known by its jobs alone.
 
 -- name: queue_list
--- Every queue with a row or with jobs, with its jobs per state (through queue_state's index).
+-- Every queue with a row or with jobs, with its jobs per state: the sums of the counters that
+-- the triggers of migration 0004 keep (a few rows, however many jobs).
 SELECT coalesce(q.name, c.queue) AS name, q.concurrency, coalesce(q.paused, false) AS paused,
        c.state, coalesce(c.n, 0) AS n
   FROM queuectl_queues AS q
-  FULL JOIN (SELECT queue, state, count(*) AS n FROM queuectl_jobs GROUP BY queue, state) AS c
+  FULL JOIN (SELECT queue, state, sum(n) AS n FROM queuectl_counts
+              GROUP BY queue, state HAVING sum(n) <> 0) AS c
     ON c.queue = q.name
  ORDER BY 1
+
+-- name: count_states
+-- Jobs per state, from the same counters.
+SELECT state, sum(n) AS n FROM queuectl_counts GROUP BY state
 
 -- name: set_queue
 INSERT INTO queuectl_queues (name, concurrency) VALUES ($1, $2)

@@ -144,6 +144,39 @@ BEGIN
      WHERE state = 'blocked' AND id IN (SELECT child FROM deps WHERE parent = OLD.id);
 END
 
+-- name: schema_v5
+-- Jobs per (queue, state) (issue 14), kept by triggers in the transaction of each change, so
+-- that `status`, `queue list` and the dashboard read a few rows instead of counting a million
+-- jobs. The triggers are on the table, not in the statements: every way a job is inserted,
+-- moved or deleted (including by the dependency triggers above, which recursive_triggers lets
+-- fire these in turn) is counted. A row may hold 0 (readers skip it). One writer at a time holds
+-- the file, so a counter row cannot be a point of contention here (PostgreSQL's can: see its
+-- migration 0004). Filled from the jobs already there, under the migration's write lock.
+CREATE TABLE IF NOT EXISTS job_counts (
+    queue TEXT NOT NULL,
+    state TEXT NOT NULL,
+    n     INTEGER NOT NULL,
+    PRIMARY KEY (queue, state)
+) WITHOUT ROWID;
+INSERT INTO job_counts (queue, state, n)
+SELECT queue, state, count(*) FROM jobs INDEXED BY jobs_queue_state GROUP BY queue, state;
+CREATE TRIGGER IF NOT EXISTS jobs_count_insert AFTER INSERT ON jobs
+BEGIN
+    INSERT INTO job_counts (queue, state, n) VALUES (NEW.queue, NEW.state, 1)
+        ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS jobs_count_update AFTER UPDATE OF state, queue ON jobs
+WHEN OLD.state IS NOT NEW.state OR OLD.queue IS NOT NEW.queue
+BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;
+    INSERT INTO job_counts (queue, state, n) VALUES (NEW.queue, NEW.state, 1)
+        ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS jobs_count_delete AFTER DELETE ON jobs
+BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;
+END
+
 -- name: insert_job
 -- A job whose unique key a live job holds is not inserted (the changes count says so).
 INSERT INTO jobs (id, command, state, priority, max_retries, timeout, cwd, env,
@@ -187,7 +220,8 @@ SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?
 SELECT * FROM jobs WHERE state = ? ORDER BY created_at DESC, rowid DESC LIMIT ?
 
 -- name: count_by_state
-SELECT state, count(*) FROM jobs GROUP BY state
+-- From the counters of schema_v5: a few rows, however many jobs.
+SELECT state, sum(n) FROM job_counts GROUP BY state
 
 -- name: existing_ids
 SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?))

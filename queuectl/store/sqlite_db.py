@@ -32,7 +32,7 @@ from queuectl.states import (
 )
 from queuectl.store.sqlite_output import decode as decode_output
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 30_000
 R = TypeVar("R")
 
