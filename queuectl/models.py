@@ -135,6 +135,15 @@ class Outcome:
         return in_order(self.output, self.stdout, self.stderr)
 
 
+class Ended(NamedTuple):
+    """How and when a job last ended, and when that run began: what the execution statistics
+    need of each job, read without building whole Job rows (Store.ended_since)."""
+
+    state: JobState
+    started_at: float | None
+    finished_at: float | None
+
+
 class EngineJob(NamedTuple):
     """A job running under an engine's lease, as the database shows it."""
 

@@ -179,20 +179,25 @@ async def status(
         validate_queue_name(queue_name)
     stats = None
     async with queue.store(create=False) as store:
-        counts, paused = await store.counts(), await store.paused()
-        if queue_name is not None:
-            named = [info for info in await store.queues() if info.name == queue_name]
-            counts = named[0].counts if named else dict.fromkeys(JobState, 0)
+        counts, paused = await counts_of(store, queue_name), await store.paused()
         engines, config = await store.engines(), await store.config()
         database = store.location
         if execution:
             from queuectl.service.stats import read
 
-            stats, _ = await read(store)
+            stats = await read(store)
     engine = await engine_status(queue)
     return QueueStatus(
         database, counts, paused, engine, tuple(engines), config.lease_time, queue_name, stats
     )
+
+
+async def counts_of(store: Store, queue: str | None) -> dict[JobState, int]:
+    """Jobs by state, of one named queue or (None) of all: read from the store's counters."""
+    if queue is None:
+        return await store.counts()
+    named = [info for info in await store.queues() if info.name == queue]
+    return named[0].counts if named else dict.fromkeys(JobState, 0)
 
 
 async def engine_status(queue: Queue) -> EngineReport:

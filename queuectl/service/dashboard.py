@@ -97,7 +97,8 @@ def events(finished: Sequence[Job], engine: EngineReport, limit: int = FEED) -> 
 async def overview(queue: Queue, store: Store) -> Overview:
     now = time.time()
     status = await queue_status(queue, store)
-    execution, finished = await stats_service.read(store, now)
+    execution = await stats_service.read(store, now)
+    finished = await store.finished_since(now - stats_service.WINDOW, FEED)
     return Overview(
         status=status,
         stats=execution,

@@ -82,8 +82,15 @@ class Listing:
         return jobs
 
     async def total(self) -> int:
-        """How many match, whatever the limit."""
-        return await self.store.count_jobs(self.filter)
+        """How many match, whatever the limit: from the counters the store keeps when only
+        states and a queue narrow the listing (counting the rows cost ~120 ms at 1,000,000)."""
+        wanted = self.filter
+        if wanted.grep or wanted.since is not None or wanted.until is not None:
+            return await self.store.count_jobs(wanted)
+        from queuectl.service import counts_of
+
+        counts = await counts_of(self.store, wanted.queue)
+        return sum(counts[state] for state in wanted.states or JobState)
 
     async def close(self) -> None:
         """Stop the reads of a listing left unfinished (output closed, an error)."""

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from queuectl.models import Job
+from queuectl.models import Ended, Job
 from queuectl.states import JobState
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
     return ordered[rank - 1]
 
 
-def compute(jobs: Sequence[Job], now: float, capped: bool = False) -> ExecStats:
+def compute(jobs: Sequence[Ended | Job], now: float, capped: bool = False) -> ExecStats:
     """The statistics of the jobs that ended in the hour before `now` (pure: tests and the
     metrics share it)."""
     first = math.floor(now / MINUTE) * MINUTE - (59 * MINUTE)
@@ -120,15 +120,13 @@ def compute(jobs: Sequence[Job], now: float, capped: bool = False) -> ExecStats:
     )
 
 
-async def read(store: Store, now: float | None = None) -> tuple[ExecStats, list[Job]]:
-    """The statistics, and the jobs they were computed from (latest first)."""
+async def read(store: Store, now: float | None = None) -> ExecStats:
     moment = time.time() if now is None else now
-    jobs = await store.finished_since(moment - WINDOW, LIMIT)
-    return compute(jobs, moment, capped=len(jobs) >= LIMIT), jobs
+    ended = await store.ended_since(moment - WINDOW, LIMIT)
+    return compute(ended, moment, capped=len(ended) >= LIMIT)
 
 
 async def stats(queue: Queue) -> ExecStats:
     """For `queuectl status`: reads only (a queue that does not exist is an error)."""
     async with queue.store(create=False) as store:
-        found, _ = await read(store)
-    return found
+        return await read(store)

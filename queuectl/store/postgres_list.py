@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from queuectl.errors import StorageError
-from queuectl.models import Job
+from queuectl.models import Ended, Job
 from queuectl.states import RUNNABLE, JobState
 from queuectl.store import JobFilter, JobOrder
 from queuectl.store.postgres_base import PostgresBase
@@ -134,3 +134,8 @@ class PostgresListOps(PostgresBase):
     @translated
     async def finished_since(self, since: float, limit: int) -> list[Job]:
         return [job_of(row) for row in await self._fetch("finished_since", since, limit)]
+
+    @translated
+    async def ended_since(self, since: float, limit: int) -> list[Ended]:
+        rows = await self._fetch("ended_since", since, limit)
+        return [Ended(JobState(state), started, finished) for state, started, finished in rows]

@@ -63,6 +63,18 @@ SELECT {job} FROM (
  ORDER BY finished_at DESC
  LIMIT $2::bigint
 
+-- name: ended_since
+-- finished_since's jobs, only how and when each ended (the same indexes).
+SELECT state, started_at, finished_at FROM (
+    SELECT state, started_at, finished_at FROM queuectl_jobs
+     WHERE state IN ('completed', 'dead', 'canceled') AND finished_at >= $1::float8
+    UNION ALL
+    SELECT state, started_at, finished_at FROM queuectl_jobs
+     WHERE state = 'failed' AND next_run_at >= $1::float8 AND finished_at >= $1::float8
+) AS ended
+ ORDER BY finished_at DESC
+ LIMIT $2::bigint
+
 -- name: parents_of
 SELECT parent FROM queuectl_deps WHERE child = $1 ORDER BY parent
 

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from queuectl.models import Job
+from queuectl.models import Ended, Job
 from queuectl.states import RUNNABLE, JobState
 from queuectl.store import JobFilter, JobOrder
 from queuectl.store.sqlite_base import SqliteBase, translated
@@ -130,3 +130,8 @@ class SqliteListOps(SqliteBase):
     async def finished_since(self, since: float, limit: int) -> list[Job]:
         rows = await self._rows("finished_since", {"since": since, "limit": limit})
         return [job_of(row) for row in rows]
+
+    @translated
+    async def ended_since(self, since: float, limit: int) -> list[Ended]:
+        rows = await self._rows("ended_since", {"since": since, "limit": limit})
+        return [Ended(JobState(state), started, finished) for state, started, finished in rows]

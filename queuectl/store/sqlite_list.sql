@@ -57,6 +57,19 @@ SELECT * FROM (
  ORDER BY finished_at DESC
  LIMIT :limit
 
+-- name: ended_since
+-- finished_since's jobs, only how and when each ended (the same indexes).
+SELECT state, started_at, finished_at FROM (
+    SELECT state, started_at, finished_at FROM jobs INDEXED BY jobs_finished
+     WHERE state IN ('completed', 'dead', 'canceled') AND finished_at >= :since
+    UNION ALL
+    SELECT state, started_at, finished_at FROM jobs INDEXED BY jobs_due
+     WHERE state IN ({runnable}) AND next_run_at >= :since
+       AND state = 'failed' AND finished_at >= :since
+)
+ ORDER BY finished_at DESC
+ LIMIT :limit
+
 -- name: parents_of
 SELECT parent FROM deps WHERE child = ? ORDER BY parent
 

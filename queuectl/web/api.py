@@ -46,7 +46,7 @@ async def status(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/api/stats")
 async def stats(request: web.Request) -> web.StreamResponse:
-    found, _ = await stats_service.read(context(request).reads)
+    found = await stats_service.read(context(request).reads)
     return _json(found.as_dict())
 
 
