@@ -1,6 +1,6 @@
 """Each way engine/child.py starts and watches a shell gives the same process: glibc's
-posix_spawn inline or from its threads, Popen where glibc is missing, and a waiting thread
-where pidfds are missing. Real processes throughout."""
+posix_spawn, Popen where glibc is missing, and a waiting thread where pidfds are missing.
+Real processes throughout."""
 
 from __future__ import annotations
 
@@ -47,12 +47,10 @@ def check(process: Child, output: dict[int, bytes], cwd: Path) -> None:
     assert process.returncode == 3
 
 
-@pytest.fixture(params=["inline", "threads", "popen", "no-pidfd"])
+@pytest.fixture(params=["posix_spawn", "popen", "no-pidfd"])
 def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     name: str = request.param
-    if name == "threads":
-        monkeypatch.setattr(Child, "running", 1)  # another child runs: starts go to threads
-    elif name == "popen":
+    if name == "popen":
         monkeypatch.setattr(spawn, "available", lambda: False)
     elif name == "no-pidfd":
         monkeypatch.setattr(child_module, "_PIDFD", False)

@@ -3,20 +3,18 @@
 Why not `loop.subprocess_shell`: for every job it builds a subprocess transport, three pipe
 transports with their protocols and a child-watcher entry, and hops through `call_soon`
 several times before and after the process runs. Profiling a burn-down of `true` jobs
-(bench/flame-burn-before.svg) put that machinery at about a sixth of the engine's time; a bare
-loop running the same commands pays it too, so it was most of what kept the engine from
-keeping up with one. Here each pipe is one `add_reader`, and the exit is one more: a pidfd
-(Linux 5.3+), else a thread per child blocked in waitpid (what Python 3.11's default child
-watcher does for every child anyway).
+(bench/flame-burn-before.svg) put that machinery and Popen's at over half of the loop's
+time. Here each pipe is one `add_reader`, and the exit is one more: a pidfd (Linux 5.3+),
+else a thread per child blocked in waitpid (what Python 3.11's default child watcher does
+for every child anyway).
 
-The process is started off the loop's thread by engine/spawn.py (glibc), or else by
-subprocess.Popen; nothing else reaps it, so its exit status is always ours.
+The process is started by engine/spawn.py (glibc's posix_spawn), or else by subprocess.Popen;
+nothing else reaps it, so its exit status is always ours.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import functools
 import os
@@ -38,8 +36,6 @@ class Child:
     """A started shell command; `exited` is set once it is reaped, `drained` at EOF of both
     pipes (a background grandchild may hold them open after the shell exits)."""
 
-    running = 0  # children of this process not reaped yet
-
     def __init__(
         self, pid: int, pipes: dict[int, int], on_data: DataCallback, popen: Popen | None = None
     ) -> None:
@@ -54,7 +50,6 @@ class Child:
         for stream, fd in pipes.items():
             os.set_blocking(fd, False)
             self._loop.add_reader(fd, self._read, stream)
-        Child.running += 1
         self._watch_exit()
 
     @classmethod
@@ -68,16 +63,8 @@ class Child:
         popen = None
         try:
             if spawn.available():
-                start = functools.partial(
-                    spawn.spawn_shell, command, cwd, spawn.environment_block(env), _devnull(),
-                    out_write, err_write,
-                )  # fmt: skip
-                # Alone, a start has nothing to overlap with: the two thread hops would only
-                # add to its latency (measured: 0.4 ms of 1.4 at concurrency 1).
-                if Child.running:
-                    pid = await asyncio.get_running_loop().run_in_executor(_starter(), start)
-                else:
-                    pid = start()
+                block = spawn.environment_block(env)
+                pid = spawn.spawn_shell(command, cwd, block, _devnull(), out_write, err_write)
             else:
                 popen = subprocess.Popen(
                     command, shell=True, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
@@ -141,7 +128,6 @@ class Child:
             self._loop.call_soon_threadsafe(self._exited, status)
 
     def _exited(self, status: int) -> None:
-        Child.running -= 1
         self.returncode = os.waitstatus_to_exitcode(status)
         if self._popen is not None:
             self._popen.returncode = self.returncode  # Popen must never try to reap it again
@@ -154,12 +140,6 @@ class Child:
             os.close(fd)
         self._pipes.clear()
         self.drained.set()
-
-
-@functools.cache
-def _starter() -> concurrent.futures.ThreadPoolExecutor:
-    """Two threads: a start takes the kernel ~0.3 ms, so two keep up with any one loop."""
-    return concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="queuectl-spawn")
 
 
 @functools.cache

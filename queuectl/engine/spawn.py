@@ -1,14 +1,14 @@
-"""Starting a job's shell off the event loop's thread: glibc's posix_spawn through ctypes.
+"""Starting a job's shell: glibc's posix_spawn through ctypes.
 
-Why: starting a process is most of what an engine running short jobs does, and on Python 3.11
-neither subprocess.Popen nor os.posix_spawn lets go of the GIL while the kernel creates the
-child and runs its exec, so the loop stands still for every start (bench/flame-burn-*.svg:
-about 40% of the loop's time in a burn-down of `true`). os.posix_spawn also cannot change the
-child's directory. A ctypes call releases the GIL for its whole duration, and glibc's
-posix_spawn (a CLONE_VFORK clone, with posix_spawn_file_actions_addchdir_np since 2.29) does
-everything Popen's child does here: stdin from /dev/null, two pipes, the job's directory, a
-new session, SIGPIPE and SIGXFSZ back to their defaults, an empty signal mask. Called from a
-small pool of threads, starts overlap with the loop's own work and with each other.
+Why: starting processes is most of what an engine running short jobs does. subprocess.Popen
+spends about as long in Python (pipes, its error pipe, the environment list) as the kernel
+spends creating the child, and holds the GIL throughout (on 3.11), so aiosqlite's thread
+waits too; os.posix_spawn cannot change the child's directory. A ctypes call releases the GIL
+for its whole duration, and glibc's posix_spawn (a CLONE_VFORK clone, with
+posix_spawn_file_actions_addchdir_np since 2.29) does everything Popen's child does here:
+stdin from /dev/null, two pipes, the job's directory, a new session, SIGPIPE and SIGXFSZ back
+to their defaults, an empty signal mask. (Starting from a pool of threads was measured too:
+no faster on a quiet machine, and a third more CPU, from handing the GIL around.)
 
 Every other descriptor is left to close-on-exec, which Python sets on all it creates (PEP 446);
 SQLite and asyncpg open theirs the same way.
@@ -77,7 +77,8 @@ def spawn_shell(
     command: str, cwd: str, env: list[bytes], stdin: int, stdout: int, stderr: int
 ) -> int:
     """Start `/bin/sh -c command` in `cwd` as a session leader and return its pid; OSError
-    (errno from the child's chdir or exec) when it cannot start. Blocks only its own thread."""
+    (errno from the child's chdir or exec) when it cannot start. Blocks until the child has
+    exec'd (a fraction of a millisecond), without the GIL."""
     assert _LIBC is not None, "spawn_shell() needs available()"
     script, directory = os.fsencode(command), os.fsencode(cwd)
     if b"\0" in script or b"\0" in directory:
