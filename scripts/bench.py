@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import bench_startup
+from bench_list import recount
 from rich.console import Console
 from rich.table import Table
 
@@ -357,6 +358,7 @@ def prefill_queue(home: Path, count: int) -> None:
                 conn.execute(f"DROP INDEX {name}")
             conn.executemany(insert_sql("jobs", JOB_ROW), itertools.chain(pending, completed))
             conn.executemany(insert_sql("attempts", ATTEMPT_ROW), attempts)
+            recount(conn)
             for _, sql in indexes:
                 conn.execute(sql)
         conn.execute("PRAGMA journal_mode = WAL")

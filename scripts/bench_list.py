@@ -91,6 +91,16 @@ async def create(home: Path) -> None:
     await store.close()
 
 
+def recount(conn: sqlite3.Connection) -> None:
+    """The store counts the jobs it inserts itself (schema v5's job_counts), so a fill that
+    writes rows straight into the tables must count them once it is done."""
+    conn.execute("DELETE FROM job_counts")
+    conn.execute(
+        "INSERT INTO job_counts (queue, state, n) "
+        "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state"
+    )
+
+
 def fill(home: Path, count: int) -> None:
     asyncio.run(create(home))
     with contextlib.closing(sqlite3.connect(home / "queue.db")) as conn:
@@ -106,6 +116,7 @@ def fill(home: Path, count: int) -> None:
             conn.executemany(
                 f"INSERT INTO jobs ({COLUMNS}) VALUES ({marks})", rows(count, time.time())
             )
+            recount(conn)
             for _, sql in indexes:
                 conn.execute(sql)
         conn.execute("PRAGMA journal_mode = WAL")

@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_list import recount
+
 DAY = 86400.0
 
 WRITER = r"""
@@ -97,6 +99,7 @@ def fill(db: Path, jobs: int, keep: int) -> None:
                 " stdout) VALUES (?1, 1, 'bench', ?3, ?4, 0, x'68656c6c6f0a')",
                 [(row[0], row[1], row[2], row[3]) for row in chunk],
             )
+    recount(conn)
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()

@@ -5,6 +5,7 @@ then the new jobs' parents and their first state (store/enqueue_plan.py decides 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Collection
 from typing import Any
 
@@ -33,7 +34,10 @@ class SqliteInsertOps(SqliteBase):
             raise problem
         config = await self._config()
         now = self.now()
-        stands_for = await self._insert(conn, planned, config, now, progress)
+        inserted: Counter[tuple[str, str]] = Counter()  # (queue, state) of each row inserted
+        stands_for = await self._insert(conn, planned, config, now, progress, inserted)
+        # counted before _link, whose cancels and releases move the counts on (schema_v5)
+        await conn.executemany(SQL["count_inserted"], [(*key, n) for key, n in inserted.items()])
         if planned.has_parents:
             await self._link(conn, planned, stands_for, now)
         ids = [stands_for.get(job.id, job.id) for job in planned.jobs]
@@ -46,16 +50,19 @@ class SqliteInsertOps(SqliteBase):
         config: Config,
         now: float,
         progress: Progress | None,
+        inserted: Counter[tuple[str, str]],
     ) -> dict[str, str]:
-        """Insert the planned jobs, in order; the ids of the jobs that a unique key made stand
-        in for planned ones (planned id -> existing id)."""
+        """Insert the planned jobs, in order, counting them in `inserted`; the ids of the jobs
+        that a unique key made stand in for planned ones (planned id -> existing id)."""
         stands_for: dict[str, str] = {}
         plain: list[tuple[Any, ...]] = []
         for job in planned.jobs:
             if job.same_key_as is not None:
                 continue
             row = self._job_row(job.id, job.spec, config, now)
+            key = (job.spec.queue, row[2])
             if job.spec.unique_key is None:
+                inserted[key] += 1  # or the whole enqueue fails (a duplicate id)
                 plain.append(row)
                 if len(plain) == _INSERT_BATCH:
                     await self._insert_plain(conn, plain, progress)
@@ -67,6 +74,8 @@ class SqliteInsertOps(SqliteBase):
                         SQL["live_with_key"], (job.spec.unique_key,)
                     )
                     stands_for[job.id] = str(existing)
+                else:
+                    inserted[key] += 1
         await self._insert_plain(conn, plain, progress)
         return stands_for
 

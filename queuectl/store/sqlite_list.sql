@@ -44,15 +44,14 @@ SELECT count(*) FROM jobs
 -- name: finished_since
 -- The jobs whose last attempt ended at or after :since, newest first (statistics, the
 -- dashboard's chart and metrics): the finished ones through the index of purge, the failed
--- ones awaiting their retry through the claim's due index, as a retry is due no sooner than
--- the failure it follows (one that `edit` moved before it is not counted).
+-- ones awaiting their retry through jobs_retry, as a retry is due no sooner than the failure
+-- it follows (one that `edit` moved before it is not counted).
 SELECT * FROM (
     SELECT * FROM jobs INDEXED BY jobs_finished
      WHERE state IN ('completed', 'dead', 'canceled') AND finished_at >= :since
     UNION ALL
-    SELECT * FROM jobs INDEXED BY jobs_due
-     WHERE state IN ({runnable}) AND next_run_at >= :since
-       AND state = 'failed' AND finished_at >= :since
+    SELECT * FROM jobs INDEXED BY jobs_retry
+     WHERE state = 'failed' AND next_run_at >= :since AND finished_at >= :since
 )
  ORDER BY finished_at DESC
  LIMIT :limit
@@ -63,9 +62,8 @@ SELECT state, started_at, finished_at FROM (
     SELECT state, started_at, finished_at FROM jobs INDEXED BY jobs_finished
      WHERE state IN ('completed', 'dead', 'canceled') AND finished_at >= :since
     UNION ALL
-    SELECT state, started_at, finished_at FROM jobs INDEXED BY jobs_due
-     WHERE state IN ({runnable}) AND next_run_at >= :since
-       AND state = 'failed' AND finished_at >= :since
+    SELECT state, started_at, finished_at FROM jobs INDEXED BY jobs_retry
+     WHERE state = 'failed' AND next_run_at >= :since AND finished_at >= :since
 )
  ORDER BY finished_at DESC
  LIMIT :limit
