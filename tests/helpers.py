@@ -4,6 +4,7 @@ backend under test, and looking inside a queue through the Store."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import os
@@ -11,8 +12,9 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -355,6 +357,21 @@ def release_backend(backend: Backend) -> None:
         import pg
 
         pg.release_database(backend.db)
+
+
+@contextlib.asynccontextmanager
+async def store_on(name: str, clock: ManualClock) -> AsyncIterator[Store]:
+    """An open store of backend `name` in a home of its own, on `clock`, gone afterwards."""
+    with tempfile.TemporaryDirectory(prefix="qs", dir="/tmp") as home:
+        backend = make_backend(name, Path(home))
+        try:
+            store = await backend.open(clock=clock)
+            try:
+                yield store
+            finally:
+                await store.close()
+        finally:
+            release_backend(backend)
 
 
 class ManualClock:

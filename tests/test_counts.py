@@ -8,15 +8,12 @@ migrations are in test_counts_pg.py and test_counts_migrate.py.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import tempfile
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from helpers import ManualClock, failure, make_backend, release_backend, spec
+from helpers import ManualClock, failure, spec, store_on
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -54,20 +51,6 @@ async def end(store: Store, kind: str, limit: int, queues: list[str] | None = No
     outcome = OUTCOMES[kind]
     jobs = await store.claim("engine", limit, LEASE, queues)
     await store.finish_many([Finish(job, next_state(job, outcome, 0.0), outcome) for job in jobs])
-
-
-@contextlib.asynccontextmanager
-async def queue_of(name: str, clock: ManualClock) -> AsyncIterator[Store]:
-    with tempfile.TemporaryDirectory(prefix="qc", dir="/tmp") as home:
-        backend = make_backend(name, Path(home))
-        try:
-            store = await backend.open(clock=clock)
-            try:
-                yield store
-            finally:
-                await store.close()
-        finally:
-            release_backend(backend)
 
 
 Step = Callable[[Store, ManualClock], Awaitable[object]]
@@ -163,7 +146,7 @@ STEPS: list[tuple[str, Step]] = [
 @pytest.mark.parametrize("name", BACKENDS)
 async def test_counts_are_exact_after_each_kind_of_change(name: str) -> None:
     clock = ManualClock(T0)
-    async with queue_of(name, clock) as store:
+    async with store_on(name, clock) as store:
         for step, run in STEPS:
             await run(store, clock)
             clock.advance(1.0)
@@ -252,7 +235,7 @@ def _sequences(name: str) -> None:
     def run(ops: list[tuple[Any, ...]]) -> None:
         async def body() -> None:
             clock = ManualClock(T0)
-            async with queue_of(name, clock) as store:
+            async with store_on(name, clock) as store:
                 made = [0]
                 for n, op in enumerate(ops):
                     await apply(store, clock, op, made)

@@ -3,33 +3,14 @@ same jobs in the same order, only their state and run times; the window and the 
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-from helpers import ManualClock, failure, make_backend, release_backend, spec
+from helpers import ManualClock, failure, spec, store_on
 
 from queuectl.models import Ended, Outcome
 from queuectl.states import JobState, next_state
-from queuectl.store import Finish, Store
+from queuectl.store import Finish
 
 T0 = 1_800_000_000.0
-
-
-@contextlib.asynccontextmanager
-async def store_on(name: str, clock: ManualClock) -> AsyncIterator[Store]:
-    with tempfile.TemporaryDirectory(prefix="qe", dir="/tmp") as home:
-        backend = make_backend(name, Path(home))
-        try:
-            store = await backend.open(clock=clock)
-            try:
-                yield store
-            finally:
-                await store.close()
-        finally:
-            release_backend(backend)
 
 
 @pytest.mark.parametrize("backend_name", ["sqlite", "postgres"])
