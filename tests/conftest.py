@@ -6,12 +6,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 from engine_process import EngineGroup, StartEngine
 from helpers import BACKENDS, Backend, Cli, decoy_env, make_backend, release_backend, run_cli
+from sites import Site
 
 
 @pytest.fixture
@@ -81,3 +82,20 @@ def engines(backend: Backend) -> Iterator[StartEngine]:
     finally:
         group.close()
         print(group.logs())
+
+
+@pytest.fixture
+def sites(home: Path) -> Iterator[Callable[[], Site]]:
+    """Makes sites (tests/sites.py): homes of their own on one new PostgreSQL database."""
+    backend = make_backend("postgres", home)
+    assert backend.db is not None
+    made: list[Site] = []
+
+    def site() -> Site:
+        made.append(Site(str(backend.db)))
+        return made[-1]
+
+    yield site
+    for one in made:
+        one.close()
+    release_backend(backend)

@@ -5,67 +5,16 @@ and a frozen engine shows as lost, then registers again when it comes back."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import signal
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from engine_process import EngineGroup, EngineProcess
-from helpers import Backend, get_job, make_backend, release_backend, run_cli, wait_for
+from helpers import get_job, wait_for
+from sites import Site, start
 
 from queuectl.states import JobState
-
-
-class Site:
-    """A home of its own on the shared database: where a CLI runs or an engine starts."""
-
-    def __init__(self, db: str) -> None:
-        self.home = Path(tempfile.mkdtemp(prefix="q", dir="/tmp"))
-        self.backend = Backend("postgres", self.home, db)
-        self.engines = EngineGroup(self.backend)
-
-    def cli(self, *args: str, check: bool | int | None = None) -> Any:
-        return run_cli(self.home, *self.backend.cli_args(), *args, check=check)
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.cli(*args, "--json", check=True).stdout)
-
-    def close(self) -> None:
-        self.engines.close()
-        print(self.engines.logs())
-        shutil.rmtree(self.home, ignore_errors=True)
-
-
-@pytest.fixture
-def queue_db(home: Path) -> Iterator[str]:
-    backend = make_backend("postgres", home)
-    assert backend.db is not None
-    yield backend.db
-    release_backend(backend)
-
-
-@pytest.fixture
-def sites(queue_db: str) -> Iterator[Callable[[], Site]]:
-    made: list[Site] = []
-
-    def site() -> Site:
-        made.append(Site(queue_db))
-        return made[-1]
-
-    yield site
-    for one in made:
-        one.close()
-
-
-def start(site: Site, *args: str) -> EngineProcess:
-    engine = site.engines.start(*args)
-    wait_for(engine.started, 20)
-    return engine
 
 
 def test_status_lists_every_engine_with_its_running_jobs(sites: Callable[[], Site]) -> None:

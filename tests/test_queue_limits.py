@@ -9,56 +9,15 @@ is what ran, not what the queue says ran."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import pytest
-from engine_process import EngineGroup, EngineProcess, StartEngine
-from helpers import Backend, Cli, all_jobs, make_backend, release_backend, run_cli, wait_for
+from engine_process import StartEngine
+from helpers import Backend, Cli, all_jobs, wait_for
 from reliability.chaos.tracking import tracked_command, tracked_runs
+from sites import Site, started
 
 from queuectl.states import JobState
-
-
-class Site:
-    """A home of its own on the shared database: where a CLI runs or an engine starts."""
-
-    def __init__(self, db: str) -> None:
-        self.home = Path(tempfile.mkdtemp(prefix="q", dir="/tmp"))
-        self.backend = Backend("postgres", self.home, db)
-        self.engines = EngineGroup(self.backend)
-
-    def cli(self, *args: str, check: bool | int | None = None) -> Any:
-        return run_cli(self.home, *self.backend.cli_args(), *args, check=check)
-
-    def close(self) -> None:
-        self.engines.close()
-        print(self.engines.logs())
-        shutil.rmtree(self.home, ignore_errors=True)
-
-
-@pytest.fixture
-def sites(home: Path) -> Iterator[Callable[[], Site]]:
-    backend = make_backend("postgres", home)
-    assert backend.db is not None
-    made: list[Site] = []
-
-    def site() -> Site:
-        made.append(Site(str(backend.db)))
-        return made[-1]
-
-    yield site
-    for one in made:
-        one.close()
-    release_backend(backend)
-
-
-def started(engine: EngineProcess) -> EngineProcess:
-    wait_for(engine.started, 20)
-    return engine
 
 
 def peak_overlap(intervals: list[tuple[float, float]]) -> int:

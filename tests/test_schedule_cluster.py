@@ -6,33 +6,16 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from engine_process import timestamp
-from helpers import make_backend, release_backend, wait_for
-from test_cluster import Site, start
+from helpers import wait_for
+from sites import Site, start
 
 #: a tick's job must be enqueued this soon after its minute begins (the engines sleep to it)
 ON_TIME = 3.0
-
-
-@pytest.fixture
-def sites(home: Path) -> Iterator[Callable[[], Site]]:
-    backend = make_backend("postgres", home)
-    assert backend.db is not None
-    made: list[Site] = []
-
-    def site() -> Site:
-        made.append(Site(str(backend.db)))
-        return made[-1]
-
-    yield site
-    for one in made:
-        one.close()
-    release_backend(backend)
 
 
 def jobs_of(site: Site) -> list[dict[str, Any]]:
