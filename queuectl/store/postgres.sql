@@ -133,6 +133,22 @@ SELECT 1 FROM queuectl_config WHERE key = 'internal:paused' AND value = 'true'
 INSERT INTO queuectl_config (key, value) VALUES ('internal:paused', $1)
     ON CONFLICT (key) DO UPDATE SET value = excluded.value
 
+-- name: part_claimed
+-- Not a statement: the end of both claim statements (claim here, claim_by_queue in
+-- postgres_queues.sql), written into them where they say {part_claimed}. The jobs of their
+-- CTE `due` ($2 the engine, $4 the lease) become `claimed`, each with its attempt opened.
+claimed AS (
+    UPDATE queuectl_jobs AS j
+       SET state = 'processing', attempts = j.attempts + 1, runs = j.runs + 1,
+           lease_owner = $2, lease_expires_at = {now} + $4, started_at = {now},
+           finished_at = NULL, updated_at = {now}, pid = NULL
+     WHERE j.id = ANY (ARRAY(SELECT id FROM due))
+    RETURNING j.*
+), opened AS (
+    INSERT INTO queuectl_attempts (job_id, run, engine, started_at)
+    SELECT id, runs, $2, {now} FROM claimed
+)
+
 -- name: claim
 -- One statement: lock up to $3 due runnable jobs in claim order, skipping the rows other
 -- engines are claiming (SKIP LOCKED), take them under $2's lease of $4 seconds, and open their
@@ -163,17 +179,7 @@ WITH held AS MATERIALIZED (
                                    ORDER BY next_run_at
                                    LIMIT $3) AS bound)
        FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE queuectl_jobs AS j
-       SET state = 'processing', attempts = j.attempts + 1, runs = j.runs + 1,
-           lease_owner = $2, lease_expires_at = {now} + $4, started_at = {now},
-           finished_at = NULL, updated_at = {now}, pid = NULL
-     WHERE j.id = ANY (ARRAY(SELECT id FROM due))
-    RETURNING j.*
-), opened AS (
-    INSERT INTO queuectl_attempts (job_id, run, engine, started_at)
-    SELECT id, runs, $2, {now} FROM claimed
-)
+), {part_claimed}
 SELECT {job}, held FROM held LEFT JOIN claimed ON true ORDER BY priority DESC, next_run_at, id
 
 -- name: set_pids

@@ -136,7 +136,8 @@ def _states(states: tuple[JobState, ...]) -> str:
 def _load_sql() -> tuple[dict[str, str], frozenset[str]]:
     """The named blocks of every postgres*.sql file beside this module (one per topic),
     templated; and which of them take the clock as $1. The files are read directly, not
-    through importlib.resources, as the SQLite store does (the package is installed as files)."""
+    through importlib.resources, as the SQLite store does (the package is installed as files).
+    A block named part_* is not a statement but a piece of the ones that name it {part_*}."""
     values = {
         "now": NOW,
         "runnable": _states(RUNNABLE),
@@ -149,16 +150,31 @@ def _load_sql() -> tuple[dict[str, str], frozenset[str]]:
         "job": JOB_COLUMNS,
         "attempt": ATTEMPT_COLUMNS,
     }
-    sql: dict[str, str] = {}
-    clocked: set[str] = set()
+    raw: dict[str, str] = {}
     for path in sorted(Path(__file__).parent.glob("postgres*.sql")):
         blocks = re.split(r"^-- name: (\w+)\n", path.read_text("utf-8"), flags=re.M)
         for name, body in zip(blocks[1::2], blocks[2::2], strict=True):
-            if name in sql:
+            if name in raw:
                 raise RuntimeError(f"SQL block {name!r} is defined twice ({path.name})")
-            sql[name] = body.strip().format_map(values)
-            if "{now}" in body:
-                clocked.add(name)
+            raw[name] = body
+    parts = {name: body for name, body in raw.items() if name.startswith("part_")}
+    # a part's own comment lines stay in its block: only its SQL goes into the statements
+    values |= {
+        name: "\n".join(
+            line for line in body.strip().splitlines() if not line.startswith("--")
+        ).format_map(values)
+        for name, body in parts.items()
+    }
+    sql: dict[str, str] = {}
+    clocked: set[str] = set()
+    for name, body in raw.items():
+        if name in parts:
+            continue
+        sql[name] = body.strip().format_map(values)
+        if "{now}" in body or any(
+            f"{{{part}}}" in body and "{now}" in parts[part] for part in parts
+        ):
+            clocked.add(name)
     return sql, frozenset(clocked)
 
 

@@ -92,17 +92,7 @@ WITH RECURSIVE q AS (
                             ORDER BY priority DESC, next_run_at, id LIMIT $3))
        AND state IN ({runnable}) AND next_run_at <= {now}
        FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE queuectl_jobs AS j
-       SET state = 'processing', attempts = j.attempts + 1, runs = j.runs + 1,
-           lease_owner = $2, lease_expires_at = {now} + $4, started_at = {now},
-           finished_at = NULL, updated_at = {now}, pid = NULL
-     WHERE j.id = ANY (ARRAY(SELECT id FROM due))
-    RETURNING j.*
-), opened AS (
-    INSERT INTO queuectl_attempts (job_id, run, engine, started_at)
-    SELECT id, runs, $2, {now} FROM claimed
-)
+), {part_claimed}
 SELECT {job} FROM claimed ORDER BY priority DESC, next_run_at, id
 
 -- name: due_by_queue
