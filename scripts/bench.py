@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -862,21 +862,37 @@ def write_results(
 # --- main -------------------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, help="rounds per case (default 3; 1 with --quick)")
+def case_parser(
+    doc: str, cases: Collection[str], default_out: Path, default_runs: int = 3
+) -> argparse.ArgumentParser:
+    """The options of every benchmark script made of cases (this one, bench_pg, bench_scale);
+    a script adds its own, then parses with parse_cases."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument(
+        "--runs", type=int, help=f"rounds per case (default {default_runs}; 1 with --quick)"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, 1 round")
-    parser.add_argument("--only", help=f"comma-separated cases of: {', '.join(CASES)}")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the JSON results file")
+    parser.add_argument("--only", help=f"comma-separated cases of: {', '.join(cases)}")
+    parser.add_argument("--out", type=Path, default=default_out, help="the JSON results file")
+    return parser
+
+
+def parse_cases(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, cases: Collection[str]
+) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.runs is not None and args.runs < 1:
         parser.error("--runs must be at least 1")
-    unknown = set((args.only or "").split(",")) - set(CASES) - {""}
+    unknown = set((args.only or "").split(",")) - set(cases) - {""}
     if unknown:
         parser.error(
-            f"unknown case(s) {', '.join(sorted(unknown))}; choose from {', '.join(CASES)}"
+            f"unknown case(s) {', '.join(sorted(unknown))}; choose from {', '.join(cases)}"
         )
     return args
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    return parse_cases(case_parser(__doc__, CASES, DEFAULT_OUT), argv, CASES)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -309,24 +309,12 @@ def title(info: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, help="rounds per case (default 5; 1 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, 1 round")
-    parser.add_argument("--only", help=f"comma-separated cases of: {', '.join(CASES)}")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the JSON results file")
+    parser = bench.case_parser(__doc__, CASES, DEFAULT_OUT, default_runs=5)
     parser.add_argument("--pg", default=pg.DEFAULT_SERVER, help="the server (an admin URL)")
     parser.add_argument(
         "--profile", action="store_true", help="store case: py-spy each system's 1-process drain"
     )
-    args = parser.parse_args(argv)
-    if args.runs is not None and args.runs < 1:
-        parser.error("--runs must be at least 1")
-    unknown = set((args.only or "").split(",")) - set(CASES) - {""}
-    if unknown:
-        parser.error(
-            f"unknown case(s) {', '.join(sorted(unknown))}; choose from {', '.join(CASES)}"
-        )
-    return args
+    return bench.parse_cases(parser, argv, CASES)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

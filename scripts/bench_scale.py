@@ -735,20 +735,7 @@ def table(rows: Sequence[Row], info: dict[str, Any], sizes: Sizes) -> Table:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, help="rounds per case (default 3; 1 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, 1 round")
-    parser.add_argument("--only", help=f"comma-separated cases of: {', '.join(CASES)}")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the JSON results file")
-    args = parser.parse_args(argv)
-    if args.runs is not None and args.runs < 1:
-        parser.error("--runs must be at least 1")
-    unknown = set((args.only or "").split(",")) - set(CASES) - {""}
-    if unknown:
-        parser.error(
-            f"unknown case(s) {', '.join(sorted(unknown))}; choose from {', '.join(CASES)}"
-        )
-    return args
+    return bench.parse_cases(bench.case_parser(__doc__, CASES, DEFAULT_OUT), argv, CASES)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
