@@ -335,16 +335,13 @@ class Engine:
 
     async def _execute(self, slot: Slot, config: Config) -> None:
         try:
-            outcome = await self.executor.run(slot, config)
-        except BaseException:
-            self._release(slot)
-            raise
-        try:
-            crash_point("finish", slot.job.command)  # here: recovery must not trip it
-            elapsed = time.time() - slot.started
-            finished = self.executor.finish(slot.job, outcome, config, elapsed)
-            self._release(slot)  # after the outcome's write is queued: the next claim follows it
+            try:
+                outcome = await self.executor.run(slot, config)
+                crash_point("finish", slot.job.command)  # here: recovery must not trip it
+                elapsed = time.time() - slot.started
+                finished = self.executor.finish(slot.job, outcome, config, elapsed)
+            finally:
+                self._release(slot)  # after the outcome's write is queued: the next claim follows
             await asyncio.shield(finished)
         finally:
-            self._release(slot)
             slot.output.close()
